@@ -1,0 +1,118 @@
+"""Query the OpenAI API with SQL: apsw virtual tables over its list endpoints.
+
+>>> import apsw, openai_vtab
+>>> db = apsw.Connection("experiments.db")
+>>> openai_vtab.register(db)  # doctest: +SKIP
+>>> db.execute("SELECT step_number, full_valid_loss FROM job_checkpoints('ftjob-abc123')")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import apsw
+
+from ._version import __version__
+from .client import Client, Config
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    InternalServerError,
+    InvalidKeyError,
+    MissingAPIKeyError,
+    MissingRequiredKeyError,
+    NotFoundError,
+    OpenAIVTabError,
+    OpenAIVTabWarning,
+    PaginationError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnknownKeyWarning,
+    UnprocessableEntityError,
+)
+from .tables import TABLES, Table
+from .vtab import Registration, TableModule
+
+__all__ = [
+    "TABLES",
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Config",
+    "ConfigurationError",
+    "ConflictError",
+    "InternalServerError",
+    "InvalidKeyError",
+    "MissingAPIKeyError",
+    "MissingRequiredKeyError",
+    "NotFoundError",
+    "OpenAIVTabError",
+    "OpenAIVTabWarning",
+    "PaginationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Registration",
+    "Table",
+    "UnknownKeyWarning",
+    "UnprocessableEntityError",
+    "__version__",
+    "register",
+]
+
+DEFAULT_MAX_WORKERS = 8
+
+
+def register(
+    connection: apsw.Connection,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    organization: str | None = None,
+    project: str | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    allow_insecure_http: bool = False,
+) -> Registration:
+    """Make every OpenAI table available on ``connection``.
+
+    Options left as None fall back to the environment, as the official SDK reads it: OPENAI_API_KEY,
+    OPENAI_BASE_URL (default ``https://api.openai.com/v1``), OPENAI_ORG_ID (sent as ``OpenAI-Organization``)
+    and OPENAI_PROJECT_ID (sent as ``OpenAI-Project``). Nothing is sent and no key is needed until a query
+    reads a table. ``timeout`` is in seconds (default 60); ``max_retries`` defaults to 2; ``max_workers``
+    bounds the keys of an ``IN (...)`` list fetched at once. ``allow_insecure_http`` permits a plain
+    ``http://`` base URL to a host other than this machine (the key would travel in clear text).
+
+    The tables are eponymous-only and read-only: they write nothing into the database file.
+    Returns the registration (its ``config`` shows the effective settings and where each came from).
+    """
+    if max_workers < 1:
+        raise ConfigurationError(f"max_workers must be at least 1, not {max_workers!r}")
+    config = Config.resolve(
+        api_key=api_key,
+        base_url=base_url,
+        organization=organization,
+        project=project,
+        timeout=timeout,
+        max_retries=max_retries,
+        allow_insecure_http=allow_insecure_http,
+    )
+    registration = Registration(connection, Client(config), max_workers=max_workers)
+    for table in TABLES:
+        connection.create_module(
+            table.name,
+            TableModule(table, registration),
+            use_bestindex_object=True,
+            eponymous_only=True,
+            read_only=True,
+        )
+    return registration

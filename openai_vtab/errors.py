@@ -1,0 +1,187 @@
+"""Exceptions and warnings raised by openai_vtab.
+
+Every message stands alone, because the shell prints only ``str(error)``: it names what failed, for which
+table and key, and what to do about it. No message ever contains the API key.
+
+The names mirror the official ``openai`` SDK so that code catching one catches the other's equivalent::
+
+    OpenAIVTabError
+    ├── ConfigurationError              bad or missing settings; raised before any request is sent
+    │   └── MissingAPIKeyError          no key from register(api_key=...) or OPENAI_API_KEY
+    ├── MissingRequiredKeyError         a query cannot supply a table's required key column
+    ├── InvalidKeyError                 a key value that can never be an id (a number, a blob)
+    └── APIError                        anything that went wrong talking to the API
+        ├── APIConnectionError          could not connect, or the connection broke
+        │   └── APITimeoutError         no answer within the timeout
+        ├── APIResponseValidationError  a 200 whose body is not the JSON the endpoint promises
+        ├── PaginationError             the server never stops paging
+        └── APIStatusError              the API answered with an HTTP error status
+            ├── BadRequestError             400
+            ├── AuthenticationError         401
+            ├── PermissionDeniedError       403
+            ├── NotFoundError               404
+            ├── ConflictError               409
+            ├── UnprocessableEntityError    422
+            ├── RateLimitError              429
+            └── InternalServerError         5xx
+
+    UserWarning
+    └── OpenAIVTabWarning
+        └── UnknownKeyWarning           a key the API does not know (HTTP 404): the query goes on with no rows
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "InternalServerError",
+    "InvalidKeyError",
+    "MissingAPIKeyError",
+    "MissingRequiredKeyError",
+    "NotFoundError",
+    "OpenAIVTabError",
+    "OpenAIVTabWarning",
+    "PaginationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "UnknownKeyWarning",
+    "UnprocessableEntityError",
+    "status_error_class",
+]
+
+
+class OpenAIVTabError(Exception):
+    """Base class of every exception openai_vtab raises on purpose."""
+
+
+class ConfigurationError(OpenAIVTabError):
+    """The settings cannot work (for example a plain-http base URL to a remote host); nothing was sent."""
+
+
+class MissingAPIKeyError(ConfigurationError):
+    """A query needs the API but no key was given to ``register()`` or set in OPENAI_API_KEY."""
+
+
+class MissingRequiredKeyError(OpenAIVTabError):
+    """The query gives SQLite no way to pass a required key column (such as a job id) to the table."""
+
+
+class InvalidKeyError(OpenAIVTabError):
+    """A key value has a type no id can have (an integer, a real, a blob)."""
+
+
+class APIError(OpenAIVTabError):
+    """Something went wrong talking to the OpenAI API.
+
+    ``path`` is the request path (no host, no key); ``table`` the SQL table that asked, when known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, table: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.table = table
+
+
+class APIConnectionError(APIError):
+    """The connection could not be made or broke before a full answer arrived."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The server did not answer within the configured timeout."""
+
+
+class APIResponseValidationError(APIError):
+    """The server answered 200 with a body that is not the JSON the endpoint promises."""
+
+
+class PaginationError(APIError):
+    """The server keeps paging forever: a repeated cursor, ``has_more`` with no data, or too many pages."""
+
+
+class APIStatusError(APIError):
+    """The API answered with an HTTP error status.
+
+    ``status_code`` is the HTTP status; ``code`` and ``type`` come from the API's error envelope when present.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        path: str | None = None,
+        table: str | None = None,
+        code: str | None = None,
+        type: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path, table=table)
+        self.status_code = status_code
+        self.code = code
+        self.type = type
+
+
+class BadRequestError(APIStatusError):
+    """HTTP 400: the API rejected the request's parameters."""
+
+
+class AuthenticationError(APIStatusError):
+    """HTTP 401: the API key was rejected."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """HTTP 403: the key may not read this resource with the organization or project in use."""
+
+
+class NotFoundError(APIStatusError):
+    """HTTP 404 on a route where it means an error rather than an unknown key."""
+
+
+class ConflictError(APIStatusError):
+    """HTTP 409: the resource is in a conflicting state (retried before it is raised)."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """HTTP 422: the request was well formed but could not be processed."""
+
+
+class RateLimitError(APIStatusError):
+    """HTTP 429: too many requests, after retries or with a wait longer than the retry cap."""
+
+
+class InternalServerError(APIStatusError):
+    """HTTP 5xx: the API failed (retried before it is raised)."""
+
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """The exception class for an HTTP error status, as the official SDK maps them."""
+    if status >= 500:
+        return InternalServerError
+    return _STATUS_ERRORS.get(status, APIStatusError)
+
+
+class OpenAIVTabWarning(UserWarning):
+    """Base class of the warnings openai_vtab issues."""
+
+
+class UnknownKeyWarning(OpenAIVTabWarning):
+    """The API does not know a key (HTTP 404): that key contributes no rows and the query goes on."""

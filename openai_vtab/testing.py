@@ -1,0 +1,557 @@
+"""A stateful fake of the OpenAI API on 127.0.0.1, for tests, benchmarks and the shell's demo mode.
+
+Standard library only. It keeps jobs, checkpoints, events, models, files, batches and checkpoint
+permissions that you add in code, pages them by the API's rules (``limit`` with its default and maximum,
+``after``, ``has_more``, ``first_id``/``last_id`` where the API sends them), answers errors in the API's
+envelope ``{"error": {"message", "type", "param", "code"}}``, checks the bearer key, logs every request,
+and can inject faults::
+
+    with FakeOpenAI() as api:
+        job = api.add_job()
+        api.add_checkpoints(job["id"], 250)
+        db = apsw.Connection(":memory:")
+        openai_vtab.register(db, api_key=api.api_key, base_url=api.base_url)
+        ...
+        assert [r.params.get("after") for r in api.requests] == [None, ..., ...]
+
+Use it in your own tests the same way; it never talks to anything but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+__all__ = ["FakeOpenAI", "Fault", "RecordedRequest"]
+
+DEFAULT_KEY = "sk-test-fake-0000000000000000"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the fake saw it: ``path`` is decoded per segment, ``params`` the query string."""
+
+    method: str
+    raw_path: str
+    path: str
+    route: str
+    keys: tuple[str, ...]
+    params: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass
+class Fault:
+    """A programmed misbehaviour, applied to the next ``times`` requests whose path contains ``match``.
+
+    ``kind`` is one of: ``status`` (answer ``status`` with the error envelope and ``headers``), ``hang``
+    (sleep ``seconds`` before answering normally), ``disconnect`` (close the socket without answering), or a
+    broken 200 body: ``not-json``, ``truncated``, ``no-data``, ``item-without-id``, ``repeat-cursor``
+    (send the same page with ``has_more`` forever), ``empty-has-more`` (no data, ``has_more`` true).
+    """
+
+    kind: str
+    times: int = 1
+    match: str = ""
+    status: int = 500
+    headers: Mapping[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    message: str = "The server had an error while processing your request."
+
+
+class _State:
+    """The fake's data, guarded by one lock (the server is threaded)."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.checkpoints: dict[str, list[dict[str, Any]]] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {}
+        self.models: list[dict[str, Any]] = []
+        self.files: list[dict[str, Any]] = []
+        self.batches: list[dict[str, Any]] = []
+        self.permissions: dict[str, list[dict[str, Any]]] = {}
+
+
+class _Error(Exception):
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {
+            "error": {"message": message, "type": type, "param": extra.get("param"), "code": extra.get("code")}
+        }
+
+
+class FakeOpenAI:
+    """The fake API server. Start it with ``with FakeOpenAI() as api:`` or ``start()``/``stop()``.
+
+    ``api_key`` is the only bearer key accepted (None accepts any). ``latency`` seconds are added to every
+    answer. ``organization``/``project``, when set, are the only values of those headers accepted (403 else).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = DEFAULT_KEY,
+        latency: float = 0.0,
+        organization: str | None = None,
+        project: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.latency = latency
+        self.organization = organization
+        self.project = project
+        self.state = _State()
+        self.requests: list[RecordedRequest] = []
+        self.faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._clock = 1_730_000_000
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> FakeOpenAI:
+        """Listen on a free port of 127.0.0.1 in a background thread."""
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        assert self._server is not None, "start the fake first"
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        """The base URL to give ``register(base_url=...)``, with the API's ``/v1`` prefix."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- data --------------------------------------------------------------------------------------
+
+    def _id(self, prefix: str) -> str:
+        return prefix + "".join(self._rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(24))
+
+    def _tick(self) -> int:
+        self._clock += 60
+        return self._clock
+
+    def add_job(self, id: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Add a fine-tuning job (a succeeded gpt-4o-mini job unless ``fields`` say otherwise)."""
+        created = fields.pop("created_at", None) or self._tick()
+        job: dict[str, Any] = {
+            "object": "fine_tuning.job",
+            "id": id or self._id("ftjob-"),
+            "model": "gpt-4o-mini-2024-07-18",
+            "created_at": created,
+            "finished_at": created + 1800,
+            "fine_tuned_model": None,
+            "organization_id": self.organization or "org-fake",
+            "result_files": [],
+            "status": "succeeded",
+            "validation_file": None,
+            "training_file": self._id("file-"),
+            "hyperparameters": {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8},
+            "trained_tokens": 120_000,
+            "error": None,
+            "user_provided_suffix": None,
+            "seed": self._rng.randrange(2**31),
+            "estimated_finish": None,
+            "integrations": [],
+            "metadata": None,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}},
+        }
+        job.update(fields)
+        if job["status"] == "succeeded" and job["fine_tuned_model"] is None:
+            job["fine_tuned_model"] = f"ft:{job['model']}:fake-org::{job['id'][-8:]}"
+        with self._lock:
+            self.state.jobs[job["id"]] = job
+            self.state.checkpoints.setdefault(job["id"], [])
+            self.state.events.setdefault(job["id"], [])
+        return job
+
+    def add_checkpoint(self, job_id: str, step_number: int, metrics: Mapping[str, float], **fields: Any) -> dict:
+        """Add one checkpoint to a job (the job must exist)."""
+        job = self.state.jobs[job_id]
+        checkpoint = {
+            "object": "fine_tuning.job.checkpoint",
+            "id": fields.pop("id", None) or self._id("ftckpt_"),
+            "created_at": fields.pop("created_at", None) or self._tick(),
+            "fine_tuned_model_checkpoint": f"ft:{job['model']}:fake-org::{job_id[-8:]}:ckpt-step-{step_number}",
+            "fine_tuning_job_id": job_id,
+            "metrics": {"step": float(step_number), **metrics},
+            "step_number": step_number,
+        }
+        checkpoint.update(fields)
+        with self._lock:
+            self.state.checkpoints[job_id].append(checkpoint)
+        return checkpoint
+
+    def add_checkpoints(self, job_id: str, count: int, *, start_loss: float = 2.0) -> list[dict[str, Any]]:
+        """Add ``count`` checkpoints with a falling loss curve; validation metrics only on some steps."""
+        added = []
+        for step in range(1, count + 1):
+            progress = step / max(count, 1)
+            loss = start_loss * (0.25 + 0.75 * (1 - progress) ** 2) + self._rng.uniform(-0.02, 0.02)
+            metrics: dict[str, float] = {
+                "train_loss": round(loss, 4),
+                "train_mean_token_accuracy": round(min(0.99, 0.55 + 0.4 * progress), 4),
+            }
+            if step % 2 == 0:
+                metrics["valid_loss"] = round(loss * 1.08, 4)
+                metrics["valid_mean_token_accuracy"] = round(min(0.99, 0.5 + 0.4 * progress), 4)
+            if step % 5 == 0 or step == count:
+                metrics["full_valid_loss"] = round(loss * 1.1, 4)
+                metrics["full_valid_mean_token_accuracy"] = round(min(0.99, 0.5 + 0.38 * progress), 4)
+            added.append(self.add_checkpoint(job_id, step, metrics))
+        return added
+
+    def add_event(self, job_id: str, message: str, *, level: str = "info", **fields: Any) -> dict[str, Any]:
+        """Add one event to a job's event log."""
+        event = {
+            "object": "fine_tuning.job.event",
+            "id": fields.pop("id", None) or self._id("ftevent-"),
+            "created_at": fields.pop("created_at", None) or self._tick(),
+            "level": level,
+            "message": message,
+            "type": "message",
+            "data": {},
+        }
+        event.update(fields)
+        with self._lock:
+            self.state.events.setdefault(job_id, []).append(event)
+        return event
+
+    def add_model(self, id: str, *, owned_by: str = "openai", created: int | None = None) -> dict[str, Any]:
+        """Add a model to GET /models."""
+        model = {"id": id, "object": "model", "created": created or self._tick(), "owned_by": owned_by}
+        with self._lock:
+            self.state.models.append(model)
+        return model
+
+    def add_file(self, filename: str, *, purpose: str = "fine-tune", **fields: Any) -> dict[str, Any]:
+        """Add an uploaded file to GET /files."""
+        file = {
+            "id": fields.pop("id", None) or self._id("file-"),
+            "object": "file",
+            "bytes": 1024,
+            "created_at": self._tick(),
+            "expires_at": None,
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "status_details": None,
+        }
+        file.update(fields)
+        with self._lock:
+            self.state.files.append(file)
+        return file
+
+    def add_batch(self, **fields: Any) -> dict[str, Any]:
+        """Add a batch to GET /batches."""
+        created = self._tick()
+        batch = {
+            "id": fields.pop("id", None) or self._id("batch_"),
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "errors": None,
+            "input_file_id": self._id("file-"),
+            "completion_window": "24h",
+            "status": "completed",
+            "output_file_id": self._id("file-"),
+            "error_file_id": None,
+            "created_at": created,
+            "in_progress_at": created + 5,
+            "expires_at": created + 86_400,
+            "finalizing_at": created + 600,
+            "completed_at": created + 660,
+            "failed_at": None,
+            "expired_at": None,
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": {"total": 100, "completed": 100, "failed": 0},
+            "metadata": None,
+        }
+        batch.update(fields)
+        with self._lock:
+            self.state.batches.append(batch)
+        return batch
+
+    def add_permission(self, checkpoint: str, project_id: str) -> dict[str, Any]:
+        """Grant a project access to a fine-tuned model checkpoint."""
+        permission = {
+            "id": self._id("cp_"),
+            "object": "checkpoint.permission",
+            "created_at": self._tick(),
+            "project_id": project_id,
+        }
+        with self._lock:
+            self.state.permissions.setdefault(checkpoint, []).append(permission)
+        return permission
+
+    # -- faults and log ----------------------------------------------------------------------------
+
+    def inject(self, kind: str, *, times: int = 1, match: str = "", **options: Any) -> Fault:
+        """Program a fault (see ``Fault``) for the next ``times`` matching requests."""
+        fault = Fault(kind, times=times, match=match, **options)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def fail(self, status: int, *, times: int = 1, match: str = "", headers: Mapping[str, str] | None = None) -> Fault:
+        """Answer the next ``times`` matching requests with HTTP ``status`` (and optional headers)."""
+        return self.inject("status", times=times, match=match, status=status, headers=dict(headers or {}))
+
+    def clear(self) -> None:
+        """Forget logged requests and pending faults (the data stays)."""
+        with self._lock:
+            self.requests.clear()
+            self.faults.clear()
+
+    def requests_to(self, route: str) -> list[RecordedRequest]:
+        """Logged requests whose route (e.g. ``checkpoints``) matches."""
+        with self._lock:
+            return [r for r in self.requests if r.route == route]
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.match in path and fault.times > 0:
+                    fault.times -= 1
+                    if fault.times == 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    # -- routing -----------------------------------------------------------------------------------
+
+    def _route(self, segments: list[str]) -> tuple[str, tuple[str, ...]]:
+        match segments:
+            case ["v1", "fine_tuning", "jobs"]:
+                return "jobs", ()
+            case ["v1", "fine_tuning", "jobs", job, "checkpoints"]:
+                return "checkpoints", (job,)
+            case ["v1", "fine_tuning", "jobs", job, "events"]:
+                return "events", (job,)
+            case ["v1", "fine_tuning", "checkpoints", checkpoint, "permissions"]:
+                return "permissions", (checkpoint,)
+            case ["v1", "models"]:
+                return "models", ()
+            case ["v1", "files"]:
+                return "files", ()
+            case ["v1", "batches"]:
+                return "batches", ()
+        return "unknown", ()
+
+    def _answer(self, route: str, keys: tuple[str, ...], params: dict[str, str]) -> dict[str, Any]:
+        state = self.state
+        with self._lock:
+            if route == "jobs":
+                _allow(params, {"after", "limit"}, prefix="metadata[")
+                wanted = {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")}
+                jobs = [
+                    j for j in state.jobs.values() if all((j["metadata"] or {}).get(k) == v for k, v in wanted.items())
+                ]
+                return _page(_newest_first(jobs), params, default=20, maximum=100)
+            if route == "checkpoints":
+                _allow(params, {"after", "limit"})
+                items = _newest_first(self._of_job(state.checkpoints, keys[0]))
+                return _page(items, params, default=10, maximum=100, ids=True)
+            if route == "events":
+                _allow(params, {"after", "limit"})
+                return _page(_newest_first(self._of_job(state.events, keys[0])), params, default=20, maximum=100)
+            if route == "permissions":
+                _allow(params, {"after", "limit", "order", "project_id"})
+                items = [
+                    p for p in state.permissions.get(keys[0], []) if params.get("project_id") in (None, p["project_id"])
+                ]
+                items = sorted(items, key=lambda p: p["created_at"], reverse=params.get("order") != "ascending")
+                return _page(items, params, default=10, maximum=100, ids=True)
+            if route == "models":
+                _allow(params, set())
+                return {"object": "list", "data": list(state.models)}
+            if route == "files":
+                _allow(params, {"after", "limit", "order", "purpose"})
+                items = [f for f in state.files if params.get("purpose") in (None, f["purpose"])]
+                items = sorted(items, key=lambda f: f["created_at"], reverse=params.get("order", "desc") == "desc")
+                return _page(items, params, default=10_000, maximum=10_000, ids=True)
+            if route == "batches":
+                _allow(params, {"after", "limit"})
+                return _page(_newest_first(state.batches), params, default=20, maximum=100, ids=True)
+        raise _Error(404, "Invalid URL (GET {path})", code="unknown_url")
+
+    def _of_job(self, table: dict[str, list[dict[str, Any]]], job_id: str) -> list[dict[str, Any]]:
+        if job_id not in self.state.jobs:
+            raise _Error(
+                404, f"Could not find fine-tuning job {job_id}.", param="fine_tuning_job_id", code="fine_tune_not_found"
+            )
+        return table[job_id] if table is self.state.checkpoints else table.setdefault(job_id, [])
+
+    def _authorize(self, headers: Mapping[str, str]) -> None:
+        auth = headers.get("authorization", "")
+        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            given = auth.removeprefix("Bearer ")
+            # The real API echoes part of a rejected key; this fake echoes all of it, so that tests prove the
+            # client never passes server text containing the key through to the user.
+            raise _Error(401, f"Incorrect API key provided: {given}.", code="invalid_api_key")
+        for header, allowed in (("openai-organization", self.organization), ("openai-project", self.project)):
+            if allowed is not None and headers.get(header, allowed) != allowed:
+                raise _Error(
+                    403,
+                    f"You are not a member of {header.split('-')[1]} {headers[header]}.",
+                    type="invalid_request_error",
+                )
+
+    def handle(self, method: str, raw: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes | None]:
+        """Answer one request: (status, headers, body); a body of None means drop the connection."""
+        raw_path, _, query = raw.partition("?")
+        segments = [unquote(s) for s in raw_path.strip("/").split("/")]
+        route, keys = self._route(segments)
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        record = RecordedRequest(method, raw_path, "/" + "/".join(segments), route, keys, params, dict(headers))
+        with self._lock:
+            self.requests.append(record)
+        if self.latency:
+            time.sleep(self.latency)
+        fault = self._take_fault(raw_path)
+        if fault is not None and fault.kind == "hang":
+            time.sleep(fault.seconds)
+            fault = None
+        if fault is not None and fault.kind == "disconnect":
+            return 0, {}, None
+        try:
+            if fault is not None and fault.kind == "status":
+                raise _Error(fault.status, fault.message, type="server_error" if fault.status >= 500 else "requests")
+            self._authorize(headers)
+            if method != "GET":
+                raise _Error(405, f"Method {method} is not allowed here.")
+            if fault is not None and fault.kind == "repeat-cursor":
+                params = {k: v for k, v in params.items() if k != "after"}
+            body = self._answer(route, keys, params)
+        except _Error as error:
+            if route == "unknown" and error.status == 404:
+                error.body["error"]["message"] = f"Invalid URL ({method} {raw_path})"
+            extra = dict(fault.headers) if fault is not None and fault.kind == "status" else {}
+            return error.status, extra, json.dumps(error.body).encode()
+        if fault is None:
+            return 200, {}, json.dumps(body).encode()
+        broken = _broken(fault.kind, body)
+        if fault.kind == "truncated":
+            # Promise the whole body, send half, and hang up: the connection breaks mid-answer.
+            return 200, {"Content-Length": str(len(broken) * 2), "Connection": "close"}, broken
+        return 200, {}, broken
+
+
+def _allow(params: Mapping[str, str], names: set[str], prefix: str | None = None) -> None:
+    for name in params:
+        if name not in names and not (prefix and name.startswith(prefix)):
+            raise _Error(400, f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
+
+
+def _newest_first(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Stable on equal timestamps (reverse insertion order), so paging is deterministic.
+    return list(reversed(sorted(items, key=lambda item: item["created_at"])))
+
+
+def _page(
+    items: list[dict[str, Any]], params: Mapping[str, str], *, default: int, maximum: int, ids: bool = False
+) -> dict[str, Any]:
+    raw_limit = params.get("limit", str(default))
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        raise _Error(
+            400, f"Invalid 'limit': expected an integer, got {raw_limit!r}.", param="limit", code="invalid_value"
+        ) from None
+    if not 1 <= limit <= maximum:
+        raise _Error(
+            400, f"Invalid 'limit': must be between 1 and {maximum}, got {limit}.", param="limit", code="invalid_value"
+        )
+    start = 0
+    if "after" in params:
+        positions = [i for i, item in enumerate(items) if item["id"] == params["after"]]
+        if not positions:
+            raise _Error(
+                400, f"Invalid 'after': no object with id {params['after']!r}.", param="after", code="invalid_value"
+            )
+        start = positions[0] + 1
+    data = items[start : start + limit]
+    page: dict[str, Any] = {"object": "list", "data": data, "has_more": start + limit < len(items)}
+    if ids:
+        page["first_id"] = data[0]["id"] if data else None
+        page["last_id"] = data[-1]["id"] if data else None
+    return page
+
+
+def _broken(kind: str, body: dict[str, Any]) -> bytes:
+    text = json.dumps(body).encode()
+    if kind == "not-json":
+        return b"<html><body>Service temporarily unavailable</body></html>"
+    if kind == "truncated":
+        return text[: len(text) // 2]
+    if kind == "no-data":
+        return json.dumps({"object": "list", "has_more": False}).encode()
+    if kind == "item-without-id":
+        return json.dumps({**body, "data": [{"object": "x"}, *body.get("data", [])]}).encode()
+    if kind == "repeat-cursor":
+        return json.dumps({**body, "has_more": True}).encode()
+    if kind == "empty-has-more":
+        return json.dumps({**body, "data": [], "has_more": True}).encode()
+    raise ValueError(f"unknown fault kind {kind!r}")
+
+
+def _handler(api: FakeOpenAI) -> Callable[..., BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def _serve(self, method: str) -> None:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, extra, body = api.handle(method, self.path, headers)
+            if body is None:
+                self.close_connection = True
+                self.connection.close()
+                return
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", extra.pop("Content-Length", str(len(body))))
+            if extra.get("Connection") == "close":
+                self.close_connection = True
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # tests read api.requests instead
+
+    return Handler

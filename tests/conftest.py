@@ -1,0 +1,45 @@
+"""Shared fixtures: a fake OpenAI API on 127.0.0.1 and apsw connections registered against it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import apsw
+import pytest
+
+import openai_vtab
+from openai_vtab.testing import FakeOpenAI
+
+
+@pytest.fixture(autouse=True)
+def _no_openai_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up a developer's real settings."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_ADMIN_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def api() -> Iterator[FakeOpenAI]:
+    """A running fake API with no data."""
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def connect(api: FakeOpenAI) -> Callable[..., apsw.Connection]:
+    """Open a fresh connection registered against the fake; keyword options go to register()."""
+
+    def make(path: str = ":memory:", **options: object) -> apsw.Connection:
+        db = apsw.Connection(path, statementcachesize=0)
+        options.setdefault("api_key", api.api_key)
+        options.setdefault("base_url", api.base_url)
+        openai_vtab.register(db, **options)
+        return db
+
+    return make
+
+
+@pytest.fixture
+def db(connect: Callable[..., apsw.Connection]) -> apsw.Connection:
+    """A connection registered against the fake."""
+    return connect()
