@@ -35,6 +35,7 @@ from .errors import (
     UnknownKeyWarning,
     UnprocessableEntityError,
 )
+from .log import LogModule, RequestLog
 from .tables import TABLES, Table
 from .vtab import Registration, TableModule
 
@@ -93,6 +94,7 @@ def register(
     ``http://`` base URL to a host other than this machine (the key would travel in clear text).
 
     The tables are eponymous-only and read-only: they write nothing into the database file.
+    ``openai_requests`` lists the HTTP requests the tables made (``DELETE FROM openai_requests`` empties it).
     Returns the registration (its ``config`` shows the effective settings and where each came from).
     """
     if max_workers < 1:
@@ -106,7 +108,9 @@ def register(
         max_retries=max_retries,
         allow_insecure_http=allow_insecure_http,
     )
-    registration = Registration(connection, Client(config), max_workers=max_workers)
+    log = RequestLog()
+    registration = Registration(connection, Client(config, on_exchange=log.record), log, max_workers=max_workers)
+    connection.create_module("openai_requests", LogModule(log), use_bestindex_object=True, eponymous_only=True)
     for table in TABLES:
         connection.create_module(
             table.name,

@@ -111,6 +111,9 @@ class FakeOpenAI:
         self.state = _State()
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
+        # The most requests ever being answered at once: proves concurrency without timing anything.
+        self.max_in_flight = 0
+        self._in_flight = 0
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._clock = 1_730_000_000
@@ -123,7 +126,9 @@ class FakeOpenAI:
         """Listen on a free port of 127.0.0.1 in a background thread."""
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -331,6 +336,7 @@ class FakeOpenAI:
         with self._lock:
             self.requests.clear()
             self.faults.clear()
+            self.max_in_flight = 0
 
     def requests_to(self, route: str) -> list[RecordedRequest]:
         """Logged requests whose route (e.g. ``checkpoints``) matches."""
@@ -428,6 +434,16 @@ class FakeOpenAI:
 
     def handle(self, method: str, raw: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes | None]:
         """Answer one request: (status, headers, body); a body of None means drop the connection."""
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            return self._handle(method, raw, headers)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _handle(self, method: str, raw: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes | None]:
         raw_path, _, query = raw.partition("?")
         segments = [unquote(s) for s in raw_path.strip("/").split("/")]
         route, keys = self._route(segments)
@@ -527,6 +543,9 @@ def _broken(kind: str, body: dict[str, Any]) -> bytes:
 def _handler(api: FakeOpenAI) -> Callable[..., BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as separate writes; without TCP_NODELAY, Nagle's algorithm and delayed
+        # ACKs add ~40 ms to every keep-alive response.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             self._serve("GET")

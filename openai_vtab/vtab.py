@@ -30,6 +30,7 @@ import apsw
 from .client import Client, Pager, encode_path
 from .errors import InvalidKeyError, MissingRequiredKeyError, NotFoundError, UnknownKeyWarning
 from .fetch import RowStream, Source
+from .log import RequestLog
 from .tables import Column, Table
 
 __all__ = ["Registration", "TableModule"]
@@ -44,15 +45,16 @@ MAX_KEY_LENGTH = 512
 
 
 class Registration:
-    """What the tables of one ``register()`` call share: settings, HTTP client, worker pool, hooks.
+    """What the tables of one ``register()`` call share: settings, HTTP client, request log, worker pool, hooks.
 
     ``register()`` returns it. ``on_wait`` callbacks run about every 100 ms while a query waits for the
     network (the shell draws progress there); raising from one aborts the query.
     """
 
-    def __init__(self, connection: apsw.Connection, client: Client, *, max_workers: int) -> None:
+    def __init__(self, connection: apsw.Connection, client: Client, log: RequestLog, *, max_workers: int) -> None:
         self.client = client
         self.config = client.config
+        self.log = log
         self.max_workers = max_workers
         self.on_wait: list[Callable[[], None]] = []
         self._connection = weakref.ref(connection)
