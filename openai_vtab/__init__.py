@@ -11,6 +11,7 @@ from __future__ import annotations
 import apsw
 
 from ._version import __version__
+from .cache import DEFAULT_CACHE_TTL, ResponseCache
 from .client import Client, Config
 from .errors import (
     APIConnectionError,
@@ -82,6 +83,7 @@ def register(
     timeout: float | None = None,
     max_retries: int | None = None,
     max_workers: int = DEFAULT_MAX_WORKERS,
+    cache_ttl: float = DEFAULT_CACHE_TTL,
     allow_insecure_http: bool = False,
 ) -> Registration:
     """Make every OpenAI table available on ``connection``.
@@ -90,7 +92,9 @@ def register(
     OPENAI_BASE_URL (default ``https://api.openai.com/v1``), OPENAI_ORG_ID (sent as ``OpenAI-Organization``)
     and OPENAI_PROJECT_ID (sent as ``OpenAI-Project``). Nothing is sent and no key is needed until a query
     reads a table. ``timeout`` is in seconds (default 60); ``max_retries`` defaults to 2; ``max_workers``
-    bounds the keys of an ``IN (...)`` list fetched at once. ``allow_insecure_http`` permits a plain
+    bounds the keys of an ``IN (...)`` list fetched at once. ``cache_ttl`` is how many seconds an answer is
+    reused (default 300; 0 turns the cache off); ``registration.clear_cache()`` or
+    ``SELECT openai_clear_cache()`` forgets it. ``allow_insecure_http`` permits a plain
     ``http://`` base URL to a host other than this machine (the key would travel in clear text).
 
     The tables are eponymous-only and read-only: they write nothing into the database file.
@@ -99,6 +103,8 @@ def register(
     """
     if max_workers < 1:
         raise ConfigurationError(f"max_workers must be at least 1, not {max_workers!r}")
+    if cache_ttl < 0:
+        raise ConfigurationError(f"cache_ttl must be 0 (off) or a number of seconds, not {cache_ttl!r}")
     config = Config.resolve(
         api_key=api_key,
         base_url=base_url,
@@ -109,8 +115,11 @@ def register(
         allow_insecure_http=allow_insecure_http,
     )
     log = RequestLog()
-    registration = Registration(connection, Client(config, on_exchange=log.record), log, max_workers=max_workers)
+    cache = ResponseCache(cache_ttl) if cache_ttl > 0 else None
+    client = Client(config, cache=cache, on_exchange=log.record)
+    registration = Registration(connection, client, log, max_workers=max_workers)
     connection.create_module("openai_requests", LogModule(log), use_bestindex_object=True, eponymous_only=True)
+    connection.create_scalar_function("openai_clear_cache", registration.clear_cache, 0)
     for table in TABLES:
         connection.create_module(
             table.name,

@@ -7,6 +7,7 @@ the server asks for a wait longer than the cap, so a query never hangs for minut
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -24,13 +25,16 @@ from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from ._version import __version__
+from .cache import ResponseCache
 from .errors import (
     APIConnectionError,
+    APIError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     ConfigurationError,
     MissingAPIKeyError,
+    NotFoundError,
     PaginationError,
     status_error_class,
 )
@@ -48,6 +52,8 @@ MAX_RETRY_WAIT = 30.0
 # paging past that is broken, and an error beats an endless loop.
 MAX_PAGES = 10_000
 RETRY_STATUSES = frozenset({408, 409, 429, *range(500, 600)})
+# A 404 is an answer about the key ("no such job"), as worth remembering as a page of data.
+CACHEABLE_STATUSES = frozenset({200, 404})
 
 
 def mask_key(key: str | None) -> str:
@@ -187,11 +193,6 @@ class _Retry(Retry):
         return super().increment(method, url, response, *args, **kw)
 
 
-def retry_after(response: requests.Response) -> float | None:
-    """The wait a response asks for, in seconds, from ``retry-after-ms`` or ``Retry-After``."""
-    return _Retry().get_retry_after(response)
-
-
 @dataclass
 class Exchange:
     """What one logical GET cost: for the request log and progress display."""
@@ -211,13 +212,24 @@ class Client:
     """Sends GET requests to the API for one registration: retries, error mapping, JSON checks.
 
     Each thread gets its own ``requests.Session`` (Session is not promised to be thread-safe).
-    ``on_exchange`` is told of every GET, successful or not.
+    ``cache`` answers repeated requests; ``on_exchange`` is told of every GET, successful or not.
     """
 
-    def __init__(self, config: Config, on_exchange: Callable[[Exchange], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        cache: ResponseCache | None = None,
+        on_exchange: Callable[[Exchange], None] | None = None,
+    ) -> None:
         self.config = config
+        self.cache = cache
         self.on_exchange = on_exchange
         self._local = threading.local()
+        # Everything that changes the answer, the key only as a hash: two registrations with different
+        # credentials can never share cached rows.
+        key_hash = hashlib.sha256((config.api_key or "").encode()).hexdigest()
+        self._identity = (config.base_url, config.organization, config.project, key_hash)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -262,36 +274,62 @@ class Client:
         return headers
 
     def get(self, path: str, params: Mapping[str, Any], *, table: str) -> Any:
-        """GET ``path`` (already encoded) with query ``params``; the decoded JSON body, or an APIError."""
-        session = self._session()
-        query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items())
+        """GET ``path`` (already encoded) with query ``params``; the decoded JSON body, or an APIError.
+
+        A fresh cached answer (200 or 404) is used instead of sending anything.
+        """
+        query = "&".join(f"{quote(str(k), safe='[]')}={quote(str(v), safe='')}" for k, v in params.items())
         exchange = Exchange(path=path, query=query)
+        cache_key = (self._identity, path, query)
         start = time.monotonic()
         try:
-            response = session.get(
-                self.config.base_url + path,
-                params=dict(params),
-                timeout=(min(DEFAULT_CONNECT_TIMEOUT, self.config.timeout), self.config.timeout),
-            )
-            exchange.status = response.status_code
-            history = getattr(getattr(response.raw, "retries", None), "history", ())
-            exchange.attempts = len(history) + 1
-            body = self._check(response, path, table)
+            cached = self.cache.get(cache_key) if self.cache is not None else None
+            if cached is not None:
+                exchange.cached = True
+                exchange.status, content = cached
+                body = self._check(exchange.status, content, {}, path, table)
+            else:
+                response = self._send(path, query, exchange, table)
+                exchange.status = response.status_code
+                history = getattr(getattr(response.raw, "retries", None), "history", ())
+                exchange.attempts = len(history) + 1
+                try:
+                    body = self._check(response.status_code, response.content, response.headers, path, table)
+                except NotFoundError:
+                    self._remember(cache_key, response)
+                    raise
+                self._remember(cache_key, response)  # only reached by a 200 that parsed
             if isinstance(body, dict) and isinstance(body.get("data"), list):
                 exchange.items = len(body["data"])
             return body
+        except APIError as exc:
+            exchange.error = _scrub(exc.message.split("; ")[0], self.config.api_key)
+            raise
+        finally:
+            exchange.seconds = time.monotonic() - start
+            if self.on_exchange is not None:
+                self.on_exchange(exchange)
+
+    def _remember(self, key: tuple[Any, ...], response: requests.Response) -> None:
+        if self.cache is not None and response.status_code in CACHEABLE_STATUSES:
+            self.cache.put(key, response.status_code, response.content)
+
+    def _send(self, path: str, query: str, exchange: Exchange, table: str) -> requests.Response:
+        """One GET through the session, its retries included; requests' errors become ours."""
+        session = self._session()
+        url = f"{self.config.base_url}{path}?{query}" if query else f"{self.config.base_url}{path}"
+        try:
+            return session.get(url, timeout=(min(DEFAULT_CONNECT_TIMEOUT, self.config.timeout), self.config.timeout))
         except requests.Timeout as exc:
             exchange.attempts = self.config.max_retries + 1
-            exchange.error = "timeout"
             raise APITimeoutError(
-                f"{table}: GET {path} got no answer within {self.config.timeout:g} s after "
+                f"{table}: GET {path} got no answer within {self.config.timeout:g} s, "
                 f"{exchange.attempts} attempt(s); the API may be slow or unreachable: try again, or raise "
                 "timeout= in register()",
                 path=path,
                 table=table,
             ) from exc
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-            exchange.error = "incomplete body"
             raise APIConnectionError(
                 f"{table}: GET {path} broke off before the whole answer arrived ({_reason(exc)}); nothing "
                 "partial was used: try again",
@@ -300,39 +338,33 @@ class Client:
             ) from exc
         except requests.RequestException as exc:
             exchange.attempts = self.config.max_retries + 1
-            exchange.error = type(exc).__name__
             raise APIConnectionError(
-                f"{table}: GET {path} could not reach {urlsplit(self.config.base_url).netloc} after "
+                f"{table}: GET {path} could not reach {urlsplit(self.config.base_url).netloc}, "
                 f"{exchange.attempts} attempt(s) ({_reason(exc)}); check your network and OPENAI_BASE_URL",
                 path=path,
                 table=table,
             ) from exc
-        except Exception as exc:
-            exchange.error = exchange.error or type(exc).__name__
-            raise
-        finally:
-            exchange.seconds = time.monotonic() - start
-            if self.on_exchange is not None:
-                self.on_exchange(exchange)
 
-    def _check(self, response: requests.Response, path: str, table: str) -> Any:
-        if response.status_code >= 400:
-            raise self._status_error(response, path, table)
+    def _check(self, status: int, content: bytes, headers: Mapping[str, str], path: str, table: str) -> Any:
+        if status >= 400:
+            raise self._status_error(status, content, headers, path, table)
         try:
-            return json.loads(response.content)
+            return json.loads(content)
         except ValueError as exc:
-            snippet = response.content[:60].decode("utf-8", "replace")
+            snippet = _scrub(content[:60].decode("utf-8", "replace"), self.config.api_key)
             raise APIResponseValidationError(
-                f"{table}: GET {path} answered {response.status_code} with a body that is not JSON "
-                f"({exc.msg} at byte {exc.pos}; starts {snippet!r}); check OPENAI_BASE_URL points at the "
+                f"{table}: GET {path} answered {status} with a body that is not JSON "
+                f"({getattr(exc, 'msg', exc)}; starts {snippet!r}); check OPENAI_BASE_URL points at the "
                 "OpenAI API, or try again",
                 path=path,
                 table=table,
             ) from None
 
-    def _status_error(self, response: requests.Response, path: str, table: str) -> APIStatusError:
-        status = response.status_code
-        detail, code, kind = _error_envelope(response)
+    def _status_error(
+        self, status: int, content: bytes, headers: Mapping[str, str], path: str, table: str
+    ) -> APIStatusError:
+        detail, code, kind = _error_envelope(content)
+        detail = _scrub(detail, self.config.api_key)
         cls = status_error_class(status)
         advice = {
             401: "the API key (from register(api_key=...) or OPENAI_API_KEY, "
@@ -342,7 +374,7 @@ class Client:
             404: "no such resource: check the id and OPENAI_BASE_URL",
             429: "rate limited: wait and try again, or fetch fewer keys at once",
         }.get(status, "try again later" if status >= 500 or status in (408, 409) else "check the query")
-        wait = retry_after(response)
+        wait = _Retry().get_retry_after(_Headers(headers))
         if status == 429 and wait is not None and wait > MAX_RETRY_WAIT:
             advice = (
                 f"rate limited: the server asked to wait {wait:g} s, longer than the {MAX_RETRY_WAIT:g} s "
@@ -356,6 +388,18 @@ class Client:
         return cls(f"{message}; {advice}", status_code=status, path=path, table=table, code=code, type=kind)
 
 
+@dataclass(frozen=True)
+class _Headers:
+    """Just enough of a response for ``Retry.get_retry_after``, which reads only ``.headers``."""
+
+    headers: Mapping[str, str]
+
+
+def _scrub(text: str, key: str | None) -> str:
+    """Server text with the key masked: some servers echo a rejected key back in their message."""
+    return text.replace(key, mask_key(key)) if key and key in text else text
+
+
 def _reason(exc: BaseException) -> str:
     """The root cause of a requests error in a few words (urllib3 nests it in MaxRetryError.reason)."""
     cause = exc.args[0] if exc.args else exc
@@ -363,9 +407,9 @@ def _reason(exc: BaseException) -> str:
     return str(cause).rsplit(": ", 1)[-1] or type(cause).__name__
 
 
-def _error_envelope(response: requests.Response) -> tuple[str, str | None, str | None]:
+def _error_envelope(content: bytes) -> tuple[str, str | None, str | None]:
     try:
-        error = json.loads(response.content).get("error")
+        error = json.loads(content).get("error")
     except (ValueError, AttributeError):
         return "", None, None
     if not isinstance(error, dict):

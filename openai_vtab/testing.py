@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -49,7 +50,8 @@ class RecordedRequest:
 
 @dataclass
 class Fault:
-    """A programmed misbehaviour, applied to the next ``times`` requests whose path contains ``match``.
+    """A programmed misbehaviour, applied to the next ``times`` requests whose path contains ``match``,
+    after letting ``skip`` such requests through untouched.
 
     ``kind`` is one of: ``status`` (answer ``status`` with the error envelope and ``headers``), ``hang``
     (sleep ``seconds`` before answering normally), ``disconnect`` (close the socket without answering), or a
@@ -60,6 +62,7 @@ class Fault:
     kind: str
     times: int = 1
     match: str = ""
+    skip: int = 0
     status: int = 500
     headers: Mapping[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -93,6 +96,7 @@ class FakeOpenAI:
 
     ``api_key`` is the only bearer key accepted (None accepts any). ``latency`` seconds are added to every
     answer. ``organization``/``project``, when set, are the only values of those headers accepted (403 else).
+    ``tls`` (a server-side SSLContext) serves https instead of http.
     """
 
     def __init__(
@@ -103,11 +107,13 @@ class FakeOpenAI:
         organization: str | None = None,
         project: str | None = None,
         seed: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.api_key = api_key
         self.latency = latency
         self.organization = organization
         self.project = project
+        self.tls = tls
         self.state = _State()
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
@@ -126,6 +132,8 @@ class FakeOpenAI:
         """Listen on a free port of 127.0.0.1 in a background thread."""
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
         )
@@ -154,7 +162,8 @@ class FakeOpenAI:
     @property
     def base_url(self) -> str:
         """The base URL to give ``register(base_url=...)``, with the API's ``/v1`` prefix."""
-        return f"http://127.0.0.1:{self.port}/v1"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/v1"
 
     # -- data --------------------------------------------------------------------------------------
 
@@ -327,9 +336,17 @@ class FakeOpenAI:
             self.faults.append(fault)
         return fault
 
-    def fail(self, status: int, *, times: int = 1, match: str = "", headers: Mapping[str, str] | None = None) -> Fault:
+    def fail(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        match: str = "",
+        skip: int = 0,
+        headers: Mapping[str, str] | None = None,
+    ) -> Fault:
         """Answer the next ``times`` matching requests with HTTP ``status`` (and optional headers)."""
-        return self.inject("status", times=times, match=match, status=status, headers=dict(headers or {}))
+        return self.inject("status", times=times, match=match, skip=skip, status=status, headers=dict(headers or {}))
 
     def clear(self) -> None:
         """Forget logged requests and pending faults (the data stays)."""
@@ -347,6 +364,9 @@ class FakeOpenAI:
         with self._lock:
             for fault in self.faults:
                 if fault.match in path and fault.times > 0:
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     fault.times -= 1
                     if fault.times == 0:
                         self.faults.remove(fault)

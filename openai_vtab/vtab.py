@@ -3,7 +3,7 @@
 Planning follows rules found by experiment (DESIGN.md has the list):
 
 * BestIndexObject, not BestIndex: only it sees IN lists, LIMIT/OFFSET and unusable constraints.
-* An ``=`` on a required key gets an argvIndex and ``omit``; an IN list is taken whole
+* An ``=`` (with BINARY collation) on a required key gets an argvIndex and ``omit``; an IN list is taken whole
   (``set_aConstraintUsage_in``) so Filter gets every key at once and can fetch them concurrently.
 * A plan that lacks a required key is never rejected in BestIndexObject (apsw would keep the exception
   pending and break joins and ORs that have a valid plan); it is accepted at an enormous cost so SQLite
@@ -67,6 +67,15 @@ class Registration:
             self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="openai-vtab")
         return self._executor
 
+    def clear_cache(self) -> int:
+        """Forget every cached response; returns how many there were (also ``SELECT openai_clear_cache()``)."""
+        cache = self.client.cache
+        if cache is None:
+            return 0
+        entries, _ = cache.size
+        cache.clear()
+        return entries
+
     def poll(self) -> None:
         """Stop the query if the connection was interrupted (Ctrl-C in the shell); run the wait hooks."""
         connection = self._connection()
@@ -112,7 +121,9 @@ class VirtualTable:
             if not info.get_aConstraint_usable(i):
                 continue
             column, op = info.get_aConstraint_iColumn(i), info.get_aConstraint_op(i)
-            if op == apsw.SQLITE_INDEX_CONSTRAINT_EQ and column in self.key_index.values():
+            # An ids' equality is byte equality: under another collation (NOCASE...) the API cannot answer.
+            binary = info.get_aConstraint_collation(i) == "BINARY"
+            if op == apsw.SQLITE_INDEX_CONSTRAINT_EQ and binary and column in self.key_index.values():
                 if column in keys_seen:
                     continue
                 keys_seen.add(column)
@@ -122,7 +133,7 @@ class VirtualTable:
                     has_in = True
                 plan.append(["key", column - len(self.table.columns), whole_in])
                 info.set_aConstraintUsage_omit(i, True)
-            elif op == apsw.SQLITE_INDEX_CONSTRAINT_EQ and column in self.param_index:
+            elif op == apsw.SQLITE_INDEX_CONSTRAINT_EQ and binary and column in self.param_index:
                 if column in params_seen:
                     continue
                 params_seen.add(column)
@@ -333,14 +344,14 @@ def _text(value: Any) -> Any:
 
 
 def _number(value: Any, kind: type) -> Any:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (int, float)):
-        if kind is int and isinstance(value, float) and value.is_integer():
-            return int(value)
+    # SQLite applies no column affinity to virtual tables, so the declared type is enforced here:
+    # a JSON 1 in a REAL column must divide like 1.0.
+    if isinstance(value, (bool, int, float)):
         if isinstance(value, float) and not math.isfinite(value):
             return None
-        return value
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            return value
+        return kind(value)
     return value if value is None or isinstance(value, str) else json.dumps(value)
 
 

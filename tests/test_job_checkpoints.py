@@ -172,6 +172,14 @@ def test_query_without_the_key_fails_clearly_before_any_request(
     assert api.requests == []
 
 
+def test_a_key_compared_under_another_collation_is_not_pushed_down(api: FakeOpenAI, db: apsw.Connection) -> None:
+    # The API matches ids byte for byte; answering a NOCASE comparison with it would silently drop rows.
+    job_with(api, 1, id="ftjob-a")
+    with pytest.raises(openai_vtab.MissingRequiredKeyError, match="job_checkpoints needs fine_tuning_job_id"):
+        db.execute("SELECT * FROM job_checkpoints WHERE fine_tuning_job_id = 'FTJOB-A' COLLATE NOCASE").fetchall()
+    assert api.requests == []
+
+
 def test_join_on_a_non_equality_fails_clearly(api: FakeOpenAI, db: apsw.Connection) -> None:
     db.execute("CREATE TABLE my_jobs(id TEXT); INSERT INTO my_jobs VALUES ('ftjob-a')")
     with pytest.raises(openai_vtab.MissingRequiredKeyError, match="job_checkpoints needs fine_tuning_job_id"):
