@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from ._version import __version__
@@ -319,7 +319,15 @@ class Client:
         session = self._session()
         url = f"{self.config.base_url}{path}?{query}" if query else f"{self.config.base_url}{path}"
         try:
-            return session.get(url, timeout=(min(DEFAULT_CONNECT_TIMEOUT, self.config.timeout), self.config.timeout))
+            try:
+                return session.get(
+                    url, timeout=(min(DEFAULT_CONNECT_TIMEOUT, self.config.timeout), self.config.timeout)
+                )
+            except requests.ConnectionError as exc:
+                # Once retries are spent, requests reports a read timeout as a ConnectionError around it.
+                if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
+                    raise requests.Timeout(*exc.args) from exc
+                raise
         except requests.Timeout as exc:
             exchange.attempts = self.config.max_retries + 1
             raise APITimeoutError(
@@ -333,6 +341,14 @@ class Client:
             raise APIConnectionError(
                 f"{table}: GET {path} broke off before the whole answer arrived ({_reason(exc)}); nothing "
                 "partial was used: try again",
+                path=path,
+                table=table,
+            ) from exc
+        except requests.exceptions.SSLError as exc:
+            raise APIConnectionError(
+                f"{table}: GET {path}: the TLS certificate of {urlsplit(self.config.base_url).netloc} could not be "
+                f"verified ({_reason(exc)}); behind a proxy with its own CA, point REQUESTS_CA_BUNDLE at its "
+                "certificate",
                 path=path,
                 table=table,
             ) from exc

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import random
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -130,7 +131,7 @@ class FakeOpenAI:
 
     def start(self) -> FakeOpenAI:
         """Listen on a free port of 127.0.0.1 in a background thread."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         if self.tls is not None:
             self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
@@ -558,6 +559,13 @@ def _broken(kind: str, body: dict[str, Any]) -> bytes:
     if kind == "empty-has-more":
         return json.dumps({**body, "data": [], "has_more": True}).encode()
     raise ValueError(f"unknown fault kind {kind!r}")
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timeout, interrupt) closes its socket mid-answer: expected here, not news.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
+            super().handle_error(request, client_address)
 
 
 def _handler(api: FakeOpenAI) -> Callable[..., BaseHTTPRequestHandler]:
