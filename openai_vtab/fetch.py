@@ -16,6 +16,7 @@ from typing import Any
 
 from .client import Pager
 from .errors import NotFoundError
+from .rows import Row
 
 __all__ = ["RowStream", "Source"]
 
@@ -31,7 +32,7 @@ class Source:
 
 
 class RowStream:
-    """Yields ``(source, items)`` batches, one page at a time.
+    """Yields the rows of one page at a time, each page turned into rows by ``to_rows`` on the worker.
 
     Up to ``window`` sources have their first page in flight at once, which is what makes an
     ``IN (...)`` list of keys cost about ``ceil(keys / window)`` round trips. A source's later pages are
@@ -47,21 +48,23 @@ class RowStream:
         window: int,
         poll: Callable[[], None],
         on_not_found: Callable[[Source, NotFoundError], None],
+        to_rows: Callable[[Source, list[dict[str, Any]]], list[Row]],
     ) -> None:
         self._waiting = deque(sources)
+        self._to_rows = to_rows
         self._executor = executor
         self._window = max(1, window)
         self._poll = poll
         self._on_not_found = on_not_found
-        self._in_flight: deque[tuple[Source, Future[list[dict[str, Any]]]]] = deque()
+        self._in_flight: deque[tuple[Source, Future[list[Row]]]] = deque()
         self._current: Source | None = None
 
-    def next_batch(self) -> tuple[Source, list[dict[str, Any]]] | None:
-        """The next non-empty page, or None when every source is exhausted."""
+    def next_batch(self) -> list[Row] | None:
+        """The rows of the next non-empty page, or None when every source is exhausted."""
         while True:
             current = self._current
             if current is not None and not current.pager.done:
-                future = self._executor.submit(current.pager.next_page)
+                future = self._executor.submit(self._fetch, current)
             else:
                 self._top_up()
                 if not self._in_flight:
@@ -70,13 +73,13 @@ class RowStream:
                 self._current = current
                 self._top_up()
             try:
-                items = self._wait(future)
+                rows = self._wait(future)
             except NotFoundError as error:
                 current.pager.done = True
                 self._on_not_found(current, error)
                 continue
-            if items:
-                return current, items
+            if rows:
+                return rows
 
     def close(self) -> None:
         """Abandon what is still queued; a request already on the wire finishes and is discarded."""
@@ -89,9 +92,13 @@ class RowStream:
     def _top_up(self) -> None:
         while self._waiting and len(self._in_flight) < self._window:
             source = self._waiting.popleft()
-            self._in_flight.append((source, self._executor.submit(source.pager.next_page)))
+            self._in_flight.append((source, self._executor.submit(self._fetch, source)))
 
-    def _wait(self, future: Future[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    def _fetch(self, source: Source) -> list[Row]:
+        # Runs on a worker: turning items into rows there keeps the SQLite thread's per-row work minimal.
+        return self._to_rows(source, source.pager.next_page())
+
+    def _wait(self, future: Future[list[Row]]) -> list[Row]:
         while True:
             try:
                 return future.result(timeout=POLL_SECONDS)

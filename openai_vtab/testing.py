@@ -398,11 +398,13 @@ class FakeOpenAI:
         state = self.state
         with self._lock:
             if route == "jobs":
-                _allow(params, {"after", "limit"}, prefix="metadata[")
+                _allow(params, {"after", "limit", "metadata"}, prefix="metadata[")
                 wanted = {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")}
                 jobs = [
                     j for j in state.jobs.values() if all((j["metadata"] or {}).get(k) == v for k, v in wanted.items())
                 ]
+                if params.get("metadata") == "null":  # the spec's way to ask for jobs without metadata
+                    jobs = [j for j in jobs if not j["metadata"]]
                 return _page(_newest_first(jobs), params, default=20, maximum=100)
             if route == "checkpoints":
                 _allow(params, {"after", "limit"})
@@ -413,6 +415,7 @@ class FakeOpenAI:
                 return _page(_newest_first(self._of_job(state.events, keys[0])), params, default=20, maximum=100)
             if route == "permissions":
                 _allow(params, {"after", "limit", "order", "project_id"})
+                _one_of(params, "order", ("ascending", "descending"))
                 items = [
                     p for p in state.permissions.get(keys[0], []) if params.get("project_id") in (None, p["project_id"])
                 ]
@@ -423,6 +426,7 @@ class FakeOpenAI:
                 return {"object": "list", "data": list(state.models)}
             if route == "files":
                 _allow(params, {"after", "limit", "order", "purpose"})
+                _one_of(params, "order", ("asc", "desc"))
                 items = [f for f in state.files if params.get("purpose") in (None, f["purpose"])]
                 items = sorted(items, key=lambda f: f["created_at"], reverse=params.get("order", "desc") == "desc")
                 return _page(items, params, default=10_000, maximum=10_000, ids=True)
@@ -507,6 +511,11 @@ def _allow(params: Mapping[str, str], names: set[str], prefix: str | None = None
     for name in params:
         if name not in names and not (prefix and name.startswith(prefix)):
             raise _Error(400, f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
+
+
+def _one_of(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> None:
+    if name in params and params[name] not in allowed:
+        raise _Error(400, f"Invalid '{name}': expected one of {', '.join(allowed)}.", param=name, code="invalid_value")
 
 
 def _newest_first(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -31,7 +30,8 @@ from .client import Client, Pager, encode_path
 from .errors import InvalidKeyError, MissingRequiredKeyError, NotFoundError, UnknownKeyWarning
 from .fetch import RowStream, Source
 from .log import RequestLog
-from .tables import Column, Table
+from .rows import Row, row_maker
+from .tables import Table
 
 __all__ = ["Registration", "TableModule"]
 
@@ -108,7 +108,16 @@ class VirtualTable:
         self.table = table
         self.registration = registration
         self.key_index = {name: len(table.columns) + i for i, name in enumerate(table.keys)}
+        self.id_index = [c.name for c in table.columns].index("id")
         self.param_index = {i: c for i, c in enumerate(table.columns) if c.query_param}
+        self._row_makers: dict[frozenset[int], Callable[[dict[str, Any], tuple[Any, ...]], Row]] = {}
+
+    def row_maker(self, used: frozenset[int]) -> Callable[[dict[str, Any], tuple[Any, ...]], Row]:
+        """The row function for the columns a statement reads (the id is always read: rowids need it)."""
+        maker = self._row_makers.get(used)
+        if maker is None:
+            maker = self._row_makers[used] = row_maker(self.table.columns, used | {self.id_index})
+        return maker
 
     def BestIndexObject(self, info: apsw.IndexInfo) -> bool:  # noqa: N802
         """Choose which constraints reach Filter; see the module docstring for the rules."""
@@ -153,7 +162,7 @@ class VirtualTable:
             cost = COST_PER_KEY * (10 if has_in else 1) if self.table.keys else COST_SCAN
             info.estimatedCost = cost / (1 + len(params_seen))
             info.estimatedRows = 1_000 if has_in or not self.table.keys else 100
-        info.idxStr = json.dumps(plan)
+        info.idxStr = json.dumps({"plan": plan, "used": sorted(info.colUsed)})
         return True
 
     def Open(self) -> Cursor:  # noqa: N802
@@ -174,12 +183,10 @@ class Cursor:
         self.table = vtable.table
         self.registration = vtable.registration
         self._stream: RowStream | None = None
-        self._source: Source | None = None
-        self._items: list[dict[str, Any]] = []
+        self._rows: list[Row] = []
         self._pos = 0
-        getters: list[Callable[[dict[str, Any]], Any]] = [_getter(c) for c in self.table.columns]
-        self._getters = getters
-        self._ncols = len(getters)
+        self._ncols = len(self.table.columns)
+        self._id_index = vtable.id_index
 
     def Filter(self, indexnum: int, indexname: str, constraintargs: Sequence[Any]) -> None:  # noqa: N802
         """Start a fresh scan for the keys SQLite passes; everything from an earlier scan is dropped."""
@@ -189,7 +196,9 @@ class Cursor:
         keys: list[list[Any]] = [[] for _ in self.table.keys]
         params: dict[str, str] = {}
         limit = offset = None
-        for step, value in zip(json.loads(indexname), constraintargs, strict=True):
+        decoded = json.loads(indexname)
+        self._make_row = self.vtable.row_maker(frozenset(decoded["used"]))
+        for step, value in zip(decoded["plan"], constraintargs, strict=True):
             kind = step[0]
             if kind == "key":
                 keys[step[1]] = self._key_values(step[1], value, step[2])
@@ -227,8 +236,14 @@ class Cursor:
             window=self.registration.max_workers,
             poll=self.registration.poll,
             on_not_found=self._not_found,
+            to_rows=self._to_rows,
         )
         self._advance_page()
+
+    def _to_rows(self, source: Source, items: list[dict[str, Any]]) -> list[Row]:
+        """Each item as the full row SQLite sees: the visible columns, then the hidden keys."""
+        make_row, key = self._make_row, source.key
+        return [make_row(item, key) for item in items]
 
     def _key_values(self, index: int, value: Any, whole_in: bool) -> list[str]:
         values = sorted(value, key=lambda v: (type(v).__name__, v)) if whole_in else [value]
@@ -276,83 +291,38 @@ class Cursor:
         if self._stream is not None:
             self._stream.close()
         self._stream = None
-        self._source = None
-        self._items = []
+        self._rows = []
         self._pos = 0
 
     def _advance_page(self) -> None:
         batch = self._stream.next_batch() if self._stream is not None else None
-        if batch is None:
-            self._source, self._items, self._pos = None, [], 0
-        else:
-            (self._source, self._items), self._pos = batch, 0
+        self._rows, self._pos = batch or [], 0
 
     def Eof(self) -> bool:  # noqa: N802
         """True when the scan has no current row."""
-        return self._pos >= len(self._items)
+        return self._pos >= len(self._rows)
 
     def Next(self) -> None:  # noqa: N802
         """Move to the next row, fetching the next page only when this one is used up."""
         self._pos += 1
-        if self._pos >= len(self._items):
+        if self._pos >= len(self._rows):
             self._advance_page()
 
     def Column(self, number: int) -> Any:  # noqa: N802
         """The value of column ``number`` (-1 is the rowid) of the current row."""
         if number < 0:
             return self.Rowid()
-        if number < self._ncols:
-            return self._getters[number](self._items[self._pos])
-        return self._source.key[number - self._ncols]
+        return self._rows[self._pos][number]
 
     def Rowid(self) -> int:  # noqa: N802
         """A stable 63-bit id from the keys and the object id, the same in every Filter call."""
-        ident = "\x00".join((*self._source.key, self._items[self._pos]["id"]))
+        row = self._rows[self._pos]
+        ident = "\x00".join((*row[self._ncols :], row[self._id_index]))
         return int.from_bytes(hashlib.blake2b(ident.encode(), digest_size=8).digest(), "big") >> 1
 
     def Close(self) -> None:  # noqa: N802
         """Release the scan."""
         self._reset()
-
-
-def _getter(column: Column) -> Callable[[dict[str, Any]], Any]:
-    path = column.path
-
-    def raw(item: dict[str, Any]) -> Any:
-        value: Any = item
-        for part in path:
-            if not isinstance(value, dict):
-                return None
-            value = value.get(part)
-        return value
-
-    if column.type == "JSON":
-        return lambda item: None if (v := raw(item)) is None else json.dumps(v, separators=(",", ":"))
-    if column.type == "TEXT":
-        return lambda item: _text(raw(item))
-    if column.type == "INTEGER":
-        return lambda item: _number(raw(item), int)
-    return lambda item: _number(raw(item), float)
-
-
-def _text(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return value
-
-
-def _number(value: Any, kind: type) -> Any:
-    # SQLite applies no column affinity to virtual tables, so the declared type is enforced here:
-    # a JSON 1 in a REAL column must divide like 1.0.
-    if isinstance(value, (bool, int, float)):
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            return value
-        return kind(value)
-    return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
 def _sql_type(value: Any) -> str:
