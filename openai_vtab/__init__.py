@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import apsw
 
 from ._version import __version__
@@ -33,6 +35,7 @@ from .errors import (
     PaginationError,
     PermissionDeniedError,
     RateLimitError,
+    TableNameClashWarning,
     UnknownKeyWarning,
     UnprocessableEntityError,
 )
@@ -64,6 +67,7 @@ __all__ = [
     "RateLimitError",
     "Registration",
     "Table",
+    "TableNameClashWarning",
     "UnknownKeyWarning",
     "UnprocessableEntityError",
     "__version__",
@@ -71,6 +75,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_WORKERS = 8
+# Every table is also registered under this prefix, a name no user table is likely to take.
+ALIAS_PREFIX = "openai_"
 
 
 def register(
@@ -97,7 +103,9 @@ def register(
     ``SELECT openai_clear_cache()`` forgets it. ``allow_insecure_http`` permits a plain
     ``http://`` base URL to a host other than this machine (the key would travel in clear text).
 
-    The tables are eponymous-only and read-only: they write nothing into the database file.
+    The tables are eponymous-only and read-only: they write nothing into the database file. Each is also
+    available as ``openai_<name>`` (``openai_models``...), for when a table of your own has the same name: yours
+    wins, and register() warns (TableNameClashWarning).
     ``openai_requests`` lists the HTTP requests the tables made (``DELETE FROM openai_requests`` empties it).
     Returns the registration (its ``config`` shows the effective settings and where each came from).
     """
@@ -121,11 +129,26 @@ def register(
     connection.create_module("openai_requests", LogModule(log), use_bestindex_object=True, eponymous_only=True)
     connection.create_scalar_function("openai_clear_cache", registration.clear_cache, 0)
     for table in TABLES:
-        connection.create_module(
-            table.name,
-            TableModule(table, registration),
-            use_bestindex_object=True,
-            eponymous_only=True,
-            read_only=True,
-        )
+        module = TableModule(table, registration)
+        for name in (table.name, ALIAS_PREFIX + table.name):
+            connection.create_module(name, module, use_bestindex_object=True, eponymous_only=True, read_only=True)
+    _warn_about_clashes(connection)
     return registration
+
+
+def _warn_about_clashes(connection: apsw.Connection) -> None:
+    """A user's own table silently wins over an eponymous table of the same name: say so, and how to reach ours."""
+    names = {table.name for table in TABLES}
+    for schema in [row[1] for row in connection.execute("PRAGMA database_list")]:
+        quoted = schema.replace('"', '""')
+        for (name,) in connection.execute(
+            f"SELECT name FROM \"{quoted}\".sqlite_schema WHERE type IN ('table', 'view')"
+        ):
+            if name in names:
+                warnings.warn(
+                    TableNameClashWarning(
+                        f"your {schema}.{name} hides openai_vtab's {name} table: queries of {name} read yours; "
+                        f"use {ALIAS_PREFIX}{name} for the OpenAI one"
+                    ),
+                    stacklevel=3,
+                )

@@ -82,6 +82,7 @@ class Config:
     """
 
     api_key: str | None = field(repr=False)
+    admin_api_key: str | None = field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
     organization: str | None = None
     project: str | None = None
@@ -95,6 +96,7 @@ class Config:
         cls,
         *,
         api_key: str | None = None,
+        admin_api_key: str | None = None,
         base_url: str | None = None,
         organization: str | None = None,
         project: str | None = None,
@@ -119,6 +121,7 @@ class Config:
 
         config = cls(
             api_key=pick("api_key", api_key, "OPENAI_API_KEY", None),
+            admin_api_key=pick("admin_api_key", admin_api_key, "OPENAI_ADMIN_KEY", None),
             base_url=pick("base_url", base_url, "OPENAI_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
             organization=pick("organization", organization, "OPENAI_ORG_ID", None),
             project=pick("project", project, "OPENAI_PROJECT_ID", None),
@@ -148,10 +151,36 @@ class Config:
         if self.max_retries < 0:
             raise ConfigurationError(f"max_retries must be 0 or more, not {self.max_retries!r}")
 
+    def credential(self, admin: bool) -> tuple[str, str]:
+        """The key for a request and where it came from, for messages (never the key itself).
+
+        Admin endpoints use the admin key when one is set and fall back to the normal key.
+        """
+        if admin and self.admin_api_key:
+            return self.admin_api_key, _where("admin_api_key", self.admin_api_key, self.sources, "OPENAI_ADMIN_KEY")
+        if self.api_key:
+            source = _where("api_key", self.api_key, self.sources, "OPENAI_API_KEY")
+            if admin:
+                source = f"{source[:-1]}; admin endpoints use OPENAI_ADMIN_KEY or register(admin_api_key=...) when set)"
+            return self.api_key, source
+        raise MissingAPIKeyError(
+            "no OpenAI API key: set the OPENAI_API_KEY environment variable"
+            + (" (or OPENAI_ADMIN_KEY for this admin endpoint)" if admin else "")
+            + ", or pass api_key= to openai_vtab.register() (or run the shell with --demo to try it on sample data)"
+        )
+
+    def scrub(self, text: str) -> str:
+        """Server text with any of our keys masked: some servers echo a rejected key in their message."""
+        for key in (self.api_key, self.admin_api_key):
+            if key and key in text:
+                text = text.replace(key, mask_key(key))
+        return text
+
     def describe(self) -> list[tuple[str, str, str]]:
         """(setting, value, source) rows for display, with the key masked."""
         values = {
             "api_key": mask_key(self.api_key),
+            "admin_api_key": mask_key(self.admin_api_key),
             "base_url": self.base_url,
             "organization": self.organization or "(not set)",
             "project": self.project or "(not set)",
@@ -226,10 +255,6 @@ class Client:
         self.cache = cache
         self.on_exchange = on_exchange
         self._local = threading.local()
-        # Everything that changes the answer, the key only as a hash: two registrations with different
-        # credentials can never share cached rows.
-        key_hash = hashlib.sha256((config.api_key or "").encode()).hexdigest()
-        self._identity = (config.base_url, config.organization, config.project, key_hash)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -257,13 +282,7 @@ class Client:
         return session
 
     def _headers(self) -> dict[str, str]:
-        if not self.config.api_key:
-            raise MissingAPIKeyError(
-                "no OpenAI API key: set the OPENAI_API_KEY environment variable, or pass api_key= to "
-                "openai_vtab.register() (or run the shell with --demo to try it on sample data)"
-            )
         headers = {
-            "Authorization": f"Bearer {self.config.api_key}",
             "Accept": "application/json",
             "User-Agent": f"openai-vtab/{__version__} python/{platform.python_version()}",
         }
@@ -273,28 +292,30 @@ class Client:
             headers["OpenAI-Project"] = self.config.project
         return headers
 
-    def get(self, path: str, params: Mapping[str, Any], *, table: str) -> Any:
+    def get(self, path: str, params: Mapping[str, Any], *, table: str, admin: bool = False) -> Any:
         """GET ``path`` (already encoded) with query ``params``; the decoded JSON body, or an APIError.
 
-        A fresh cached answer (200 or 404) is used instead of sending anything.
+        ``admin`` requests use the admin key when one is set. A fresh cached answer (200 or 404) is used
+        instead of sending anything.
         """
+        key, source = self.config.credential(admin)
         query = "&".join(f"{quote(str(k), safe='[]')}={quote(str(v), safe='')}" for k, v in params.items())
         exchange = Exchange(path=path, query=query)
-        cache_key = (self._identity, path, query)
+        cache_key = (self.identity(key), path, query)
         start = time.monotonic()
         try:
             cached = self.cache.get(cache_key) if self.cache is not None else None
             if cached is not None:
                 exchange.cached = True
                 exchange.status, content = cached
-                body = self._check(exchange.status, content, {}, path, table)
+                body = self._check(_Answer(exchange.status, content), path, table, source)
             else:
-                response = self._send(path, query, exchange, table)
+                response = self._send(path, query, key, exchange, table)
                 exchange.status = response.status_code
                 history = getattr(getattr(response.raw, "retries", None), "history", ())
                 exchange.attempts = len(history) + 1
                 try:
-                    body = self._check(response.status_code, response.content, response.headers, path, table)
+                    body = self._check(response, path, table, source)
                 except NotFoundError:
                     self._remember(cache_key, response)
                     raise
@@ -303,7 +324,7 @@ class Client:
                 exchange.items = len(body["data"])
             return body
         except APIError as exc:
-            exchange.error = _scrub(exc.message.split("; ")[0], self.config.api_key)
+            exchange.error = self.config.scrub(exc.message.split("; ")[0])
             raise
         finally:
             exchange.seconds = time.monotonic() - start
@@ -314,15 +335,20 @@ class Client:
         if self.cache is not None and response.status_code in CACHEABLE_STATUSES:
             self.cache.put(key, response.status_code, response.content)
 
-    def _send(self, path: str, query: str, exchange: Exchange, table: str) -> requests.Response:
+    def identity(self, key: str) -> tuple[str | None, ...]:
+        """Everything that changes an answer, the key only as a hash: two registrations with different
+        credentials never share cached rows."""
+        key_hash = hashlib.sha256(key.encode()).hexdigest()
+        return (self.config.base_url, self.config.organization, self.config.project, key_hash)
+
+    def _send(self, path: str, query: str, key: str, exchange: Exchange, table: str) -> requests.Response:
         """One GET through the session, its retries included; requests' errors become ours."""
         session = self._session()
         url = f"{self.config.base_url}{path}?{query}" if query else f"{self.config.base_url}{path}"
         try:
             try:
-                return session.get(
-                    url, timeout=(min(DEFAULT_CONNECT_TIMEOUT, self.config.timeout), self.config.timeout)
-                )
+                timeout = (min(DEFAULT_CONNECT_TIMEOUT, self.config.timeout), self.config.timeout)
+                return session.get(url, timeout=timeout, headers={"Authorization": f"Bearer {key}"})
             except requests.ConnectionError as exc:
                 # Once retries are spent, requests reports a read timeout as a ConnectionError around it.
                 if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
@@ -361,13 +387,14 @@ class Client:
                 table=table,
             ) from exc
 
-    def _check(self, status: int, content: bytes, headers: Mapping[str, str], path: str, table: str) -> Any:
+    def _check(self, answer: _Answer | requests.Response, path: str, table: str, source: str) -> Any:
+        status, content = answer.status_code, answer.content
         if status >= 400:
-            raise self._status_error(status, content, headers, path, table)
+            raise self._status_error(answer, path, table, source)
         try:
             return json.loads(content)
         except ValueError as exc:
-            snippet = _scrub(content[:60].decode("utf-8", "replace"), self.config.api_key)
+            snippet = self.config.scrub(content[:60].decode("utf-8", "replace"))
             raise APIResponseValidationError(
                 f"{table}: GET {path} answered {status} with a body that is not JSON "
                 f"({getattr(exc, 'msg', exc)}; starts {snippet!r}); check OPENAI_BASE_URL points at the "
@@ -376,21 +403,20 @@ class Client:
                 table=table,
             ) from None
 
-    def _status_error(
-        self, status: int, content: bytes, headers: Mapping[str, str], path: str, table: str
-    ) -> APIStatusError:
-        detail, code, kind = _error_envelope(content)
-        detail = _scrub(detail, self.config.api_key)
+    def _status_error(self, answer: _Answer | requests.Response, path: str, table: str, source: str) -> APIStatusError:
+        status = answer.status_code
+        detail, code, kind = _error_envelope(answer.content)
+        detail = self.config.scrub(detail)
         cls = status_error_class(status)
         advice = {
-            401: "the API key (from register(api_key=...) or OPENAI_API_KEY, "
-            f"{mask_key(self.config.api_key)}) was rejected: check it is current",
-            403: f"this key may not read it with organization {self.config.organization or '(default)'} and "
-            f"project {self.config.project or '(default)'}: check OPENAI_ORG_ID / OPENAI_PROJECT_ID",
+            401: f"the key from {source} was rejected: check it is current",
+            403: f"the key from {source} may not read it with organization "
+            f"{self.config.organization or '(default)'} and project {self.config.project or '(default)'}: "
+            "check OPENAI_ORG_ID / OPENAI_PROJECT_ID",
             404: "no such resource: check the id and OPENAI_BASE_URL",
             429: "rate limited: wait and try again, or fetch fewer keys at once",
         }.get(status, "try again later" if status >= 500 or status in (408, 409) else "check the query")
-        wait = _Retry().get_retry_after(_Headers(headers))
+        wait = _Retry().get_retry_after(answer)
         if status == 429 and wait is not None and wait > MAX_RETRY_WAIT:
             advice = (
                 f"rate limited: the server asked to wait {wait:g} s, longer than the {MAX_RETRY_WAIT:g} s "
@@ -405,15 +431,17 @@ class Client:
 
 
 @dataclass(frozen=True)
-class _Headers:
-    """Just enough of a response for ``Retry.get_retry_after``, which reads only ``.headers``."""
+class _Answer:
+    """A response as the cache keeps it: enough for ``_check`` (a cached answer has no headers)."""
 
-    headers: Mapping[str, str]
+    status_code: int
+    content: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def _scrub(text: str, key: str | None) -> str:
-    """Server text with the key masked: some servers echo a rejected key back in their message."""
-    return text.replace(key, mask_key(key)) if key and key in text else text
+def _where(name: str, key: str, sources: Mapping[str, str], variable: str) -> str:
+    origin = f"register({name}=...)" if sources.get(name) == "option" else variable
+    return f"{origin} ({mask_key(key)})"
 
 
 def _reason(exc: BaseException) -> str:
@@ -461,8 +489,10 @@ class Pager:
         paged: bool = True,
         page_size: int = 100,
         first_page_size: int | None = None,
+        admin: bool = False,
     ) -> None:
         self.client = client
+        self.admin = admin
         self.path = path
         self.params = dict(params)
         self.table = table
@@ -481,7 +511,7 @@ class Pager:
             params["limit"] = self.first_page_size if self.pages == 0 and self.first_page_size else self.page_size
             if self._after is not None:
                 params["after"] = self._after
-        body = self.client.get(self.path, params, table=self.table)
+        body = self.client.get(self.path, params, table=self.table, admin=self.admin)
         self.pages += 1
         items = self._items(body)
         if not self.paged:

@@ -27,7 +27,8 @@ The names mirror the official ``openai`` SDK so that code catching one catches t
 
     UserWarning
     └── OpenAIVTabWarning
-        └── UnknownKeyWarning           a key the API does not know (HTTP 404): the query goes on with no rows
+        ├── UnknownKeyWarning           a key the API does not know (HTTP 404): the query goes on with no rows
+        └── TableNameClashWarning       a table of yours has the name of one of ours, and hides it
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
+    "TableNameClashWarning",
     "UnknownKeyWarning",
     "UnprocessableEntityError",
     "status_error_class",
@@ -185,3 +187,7 @@ class OpenAIVTabWarning(UserWarning):
 
 class UnknownKeyWarning(OpenAIVTabWarning):
     """The API does not know a key (HTTP 404): that key contributes no rows and the query goes on."""
+
+
+class TableNameClashWarning(OpenAIVTabWarning):
+    """A table or view of yours has the name of one of ours; SQLite reads yours, ``openai_<name>`` reaches ours."""

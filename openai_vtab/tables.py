@@ -13,7 +13,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["TABLES", "Column", "Table", "fine_tuning_jobs", "job_checkpoints"]
+__all__ = [
+    "TABLES",
+    "Column",
+    "Table",
+    "batches",
+    "checkpoint_permissions",
+    "files",
+    "fine_tuning_jobs",
+    "job_checkpoints",
+    "job_events",
+    "models",
+]
 
 COLUMN_TYPES = ("TEXT", "INTEGER", "REAL", "JSON")
 
@@ -54,7 +65,8 @@ class Table:
 
     ``path`` is relative to the base URL; each ``{placeholder}`` is a required hidden key column.
     ``paged`` endpoints take ``limit``/``after`` and answer ``has_more``; the others answer one list.
-    ``key_doc`` describes the key columns for the README and for error messages.
+    ``key_doc`` describes the key columns for the README and for error messages. ``admin`` endpoints are
+    called with the admin key (OPENAI_ADMIN_KEY) when one is set.
     """
 
     name: str
@@ -65,6 +77,7 @@ class Table:
     key_doc: dict[str, str] = field(default_factory=dict)
     paged: bool = True
     page_size: int = 100
+    admin: bool = False
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns] + list(self.keys)
@@ -147,4 +160,120 @@ fine_tuning_jobs = Table(
     example="SELECT id, model, status, trained_tokens FROM fine_tuning_jobs WHERE status = 'succeeded'",
 )
 
-TABLES: tuple[Table, ...] = (job_checkpoints, fine_tuning_jobs)
+job_events = Table(
+    name="job_events",
+    path="/fine_tuning/jobs/{fine_tuning_job_id}/events",
+    doc="The event log of one fine-tuning job: status changes, progress messages, warnings and errors.",
+    key_doc={"fine_tuning_job_id": "the fine-tuning job id, e.g. 'ftjob-abc123'"},
+    columns=(
+        Column("id", doc="Event id, e.g. 'ftevent-...'."),
+        Column("object", doc="Always 'fine_tuning.job.event'."),
+        Column("created_at", "INTEGER", doc="Unix time (seconds) of the event."),
+        Column("level", doc="info, warn or error."),
+        Column("message", doc="What happened, in words."),
+        Column("type", doc="message or metrics."),
+        Column("data", "JSON", doc="Details of the event (for metrics events: the step's metrics)."),
+    ),
+    example="SELECT datetime(created_at, 'unixepoch'), level, message FROM job_events('ftjob-abc123') "
+    "WHERE level != 'info' ORDER BY created_at",
+)
+
+checkpoint_permissions = Table(
+    name="checkpoint_permissions",
+    path="/fine_tuning/checkpoints/{fine_tuned_model_checkpoint}/permissions",
+    doc="Projects a fine-tuned model checkpoint is shared with. Needs an admin key (OPENAI_ADMIN_KEY).",
+    key_doc={
+        "fine_tuned_model_checkpoint": "the checkpoint's model name, "
+        "e.g. 'ft:gpt-4o-mini-2024-07-18:org::abc:ckpt-step-10'"
+    },
+    columns=(
+        Column("id", doc="Permission id, e.g. 'cp_...'."),
+        Column("object", doc="Always 'checkpoint.permission'."),
+        Column("created_at", "INTEGER", doc="Unix time (seconds) the permission was granted."),
+        Column(
+            "project_id",
+            doc="Project the checkpoint is shared with; `= '...'` is sent to the API.",
+            query_param="project_id",
+        ),
+    ),
+    example="SELECT c.step_number, p.project_id FROM job_checkpoints('ftjob-abc123') c "
+    "JOIN checkpoint_permissions p ON p.fine_tuned_model_checkpoint = c.fine_tuned_model_checkpoint",
+    admin=True,
+)
+
+models = Table(
+    name="models",
+    path="/models",
+    doc="Models the key can use, base and fine-tuned.",
+    columns=(
+        Column("id", doc="Model id, e.g. 'gpt-4o-mini' or 'ft:gpt-4o-mini-2024-07-18:org::abc123'."),
+        Column("object", doc="Always 'model'."),
+        Column("created", "INTEGER", doc="Unix time (seconds) the model was created."),
+        Column("owned_by", doc="Organization that owns the model ('openai', 'system' or yours)."),
+    ),
+    example="SELECT id, datetime(created, 'unixepoch') FROM models WHERE id LIKE 'ft:%' ORDER BY created DESC",
+    paged=False,
+)
+
+files = Table(
+    name="files",
+    path="/files",
+    doc="Uploaded files: training and validation data, batch input and output, results.",
+    columns=(
+        Column("id", doc="File id, e.g. 'file-abc123'."),
+        Column("object", doc="Always 'file'."),
+        Column("bytes", "INTEGER", doc="Size in bytes."),
+        Column("created_at", "INTEGER", doc="Unix time (seconds) of the upload."),
+        Column("expires_at", "INTEGER", doc="Unix time the file expires, or NULL."),
+        Column("filename", doc="Name given at upload."),
+        Column(
+            "purpose", doc="fine-tune, batch, assistants, ...; `= '...'` is sent to the API.", query_param="purpose"
+        ),
+        Column("status", doc="uploaded, processed or error (deprecated by the API)."),
+        Column("status_details", doc="Why validation failed, for fine-tune files (deprecated by the API)."),
+    ),
+    example="SELECT filename, bytes FROM files WHERE purpose = 'fine-tune' ORDER BY created_at DESC",
+    page_size=10_000,
+)
+
+batches = Table(
+    name="batches",
+    path="/batches",
+    doc="Batch API jobs with their status, files and request counts.",
+    columns=(
+        Column("id", doc="Batch id, e.g. 'batch_abc123'."),
+        Column("object", doc="Always 'batch'."),
+        Column("endpoint", doc="API endpoint the batch calls, e.g. '/v1/chat/completions'."),
+        Column("model", doc="Model used, when the API reports it."),
+        Column("errors", "JSON", doc="Validation errors of the input file, or NULL."),
+        Column("input_file_id", doc="File id of the input."),
+        Column("completion_window", doc="Time frame, e.g. '24h'."),
+        Column("status", doc="validating, in_progress, finalizing, completed, failed, expired, cancelling, ..."),
+        Column("output_file_id", doc="File id of the successful results, or NULL."),
+        Column("error_file_id", doc="File id of the failed requests, or NULL."),
+        Column("created_at", "INTEGER", doc="Unix time (seconds) the batch was created."),
+        Column("in_progress_at", "INTEGER", doc="Unix time it started, or NULL."),
+        Column("expires_at", "INTEGER", doc="Unix time it expires, or NULL."),
+        Column("finalizing_at", "INTEGER", doc="Unix time it started finalizing, or NULL."),
+        Column("completed_at", "INTEGER", doc="Unix time it completed, or NULL."),
+        Column("failed_at", "INTEGER", doc="Unix time it failed, or NULL."),
+        Column("expired_at", "INTEGER", doc="Unix time it expired, or NULL."),
+        Column("cancelling_at", "INTEGER", doc="Unix time cancelling began, or NULL."),
+        Column("cancelled_at", "INTEGER", doc="Unix time it was cancelled, or NULL."),
+        Column("request_counts", "JSON", doc="{total, completed, failed}."),
+        Column("usage", "JSON", doc="Token usage, when the API reports it."),
+        Column("metadata", "JSON", doc="Key-value pairs attached to the batch."),
+    ),
+    example="SELECT id, status, json_extract(request_counts, '$.failed') AS failed FROM batches "
+    "WHERE status != 'completed'",
+)
+
+TABLES: tuple[Table, ...] = (
+    job_checkpoints,
+    fine_tuning_jobs,
+    job_events,
+    checkpoint_permissions,
+    models,
+    files,
+    batches,
+)

@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, unquote
 __all__ = ["FakeOpenAI", "Fault", "RecordedRequest"]
 
 DEFAULT_KEY = "sk-test-fake-0000000000000000"
+ADMIN_ROUTES = frozenset({"permissions"})
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ class _Error(Exception):
 class FakeOpenAI:
     """The fake API server. Start it with ``with FakeOpenAI() as api:`` or ``start()``/``stop()``.
 
-    ``api_key`` is the only bearer key accepted (None accepts any). ``latency`` seconds are added to every
+    ``api_key`` is the only bearer key accepted (None accepts any); when ``admin_api_key`` is set, admin routes
+    (checkpoint permissions) accept only that one. ``latency`` seconds are added to every
     answer. ``organization``/``project``, when set, are the only values of those headers accepted (403 else).
     ``tls`` (a server-side SSLContext) serves https instead of http.
     """
@@ -104,6 +106,7 @@ class FakeOpenAI:
         self,
         *,
         api_key: str | None = DEFAULT_KEY,
+        admin_api_key: str | None = None,
         latency: float = 0.0,
         organization: str | None = None,
         project: str | None = None,
@@ -111,6 +114,7 @@ class FakeOpenAI:
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.api_key = api_key
+        self.admin_api_key = admin_api_key
         self.latency = latency
         self.organization = organization
         self.project = project
@@ -124,6 +128,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._clock = 1_730_000_000
+        self._views: dict[tuple[str, str], tuple[int, list[dict[str, Any]], dict[str, int]]] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -408,8 +413,8 @@ class FakeOpenAI:
                 return _page(_newest_first(jobs), params, default=20, maximum=100)
             if route == "checkpoints":
                 _allow(params, {"after", "limit"})
-                items = _newest_first(self._of_job(state.checkpoints, keys[0]))
-                return _page(items, params, default=10, maximum=100, ids=True)
+                items, index = self._newest_view(("checkpoints", keys[0]), self._of_job(state.checkpoints, keys[0]))
+                return _page(items, params, default=10, maximum=100, ids=True, index=index)
             if route == "events":
                 _allow(params, {"after", "limit"})
                 return _page(_newest_first(self._of_job(state.events, keys[0])), params, default=20, maximum=100)
@@ -435,6 +440,17 @@ class FakeOpenAI:
                 return _page(_newest_first(state.batches), params, default=20, maximum=100, ids=True)
         raise _Error(404, "Invalid URL (GET {path})", code="unknown_url")
 
+    def _newest_view(
+        self, name: tuple[str, str], items: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        # Lists only grow, so their length tells whether the sorted copy and its id index are still good;
+        # without this, paging a 100,000-item list costs a sort and a scan per page.
+        cached = self._views.get(name)
+        if cached is None or cached[0] != len(items):
+            ordered = _newest_first(items)
+            cached = self._views[name] = (len(items), ordered, {item["id"]: i for i, item in enumerate(ordered)})
+        return cached[1], cached[2]
+
     def _of_job(self, table: dict[str, list[dict[str, Any]]], job_id: str) -> list[dict[str, Any]]:
         if job_id not in self.state.jobs:
             raise _Error(
@@ -442,9 +458,10 @@ class FakeOpenAI:
             )
         return table[job_id] if table is self.state.checkpoints else table.setdefault(job_id, [])
 
-    def _authorize(self, headers: Mapping[str, str]) -> None:
+    def _authorize(self, route: str, headers: Mapping[str, str]) -> None:
         auth = headers.get("authorization", "")
-        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+        wanted = self.admin_api_key if route in ADMIN_ROUTES and self.admin_api_key else self.api_key
+        if wanted is not None and auth != f"Bearer {wanted}":
             given = auth.removeprefix("Bearer ")
             # The real API echoes part of a rejected key; this fake echoes all of it, so that tests prove the
             # client never passes server text containing the key through to the user.
@@ -487,7 +504,7 @@ class FakeOpenAI:
         try:
             if fault is not None and fault.kind == "status":
                 raise _Error(fault.status, fault.message, type="server_error" if fault.status >= 500 else "requests")
-            self._authorize(headers)
+            self._authorize(route, headers)
             if method != "GET":
                 raise _Error(405, f"Method {method} is not allowed here.")
             if fault is not None and fault.kind == "repeat-cursor":
@@ -524,7 +541,13 @@ def _newest_first(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _page(
-    items: list[dict[str, Any]], params: Mapping[str, str], *, default: int, maximum: int, ids: bool = False
+    items: list[dict[str, Any]],
+    params: Mapping[str, str],
+    *,
+    default: int,
+    maximum: int,
+    ids: bool = False,
+    index: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     raw_limit = params.get("limit", str(default))
     try:
@@ -539,7 +562,10 @@ def _page(
         )
     start = 0
     if "after" in params:
-        positions = [i for i, item in enumerate(items) if item["id"] == params["after"]]
+        if index is not None:
+            positions = [index[params["after"]]] if params["after"] in index else []
+        else:
+            positions = [i for i, item in enumerate(items) if item["id"] == params["after"]]
         if not positions:
             raise _Error(
                 400, f"Invalid 'after': no object with id {params['after']!r}.", param="after", code="invalid_value"

@@ -226,6 +226,7 @@ class Cursor:
                     paged=self.table.paged,
                     page_size=self.table.page_size,
                     first_page_size=first_page,
+                    admin=self.table.admin,
                 ),
             )
             for key in product(*keys)

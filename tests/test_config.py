@@ -45,6 +45,7 @@ def test_environment_supplies_every_setting(api: FakeOpenAI, monkeypatch: pytest
     assert headers["user-agent"].startswith(f"openai-vtab/{openai_vtab.__version__}")
     assert dict((name, source) for name, _, source in registration.config.describe()) == {
         "api_key": "OPENAI_API_KEY",
+        "admin_api_key": "default",
         "base_url": "OPENAI_BASE_URL",
         "organization": "OPENAI_ORG_ID",
         "project": "OPENAI_PROJECT_ID",

@@ -102,13 +102,13 @@ def test_registrations_with_different_credentials_never_share_rows(api: FakeOpen
 def test_cache_identity_separates_key_org_project_and_base_url() -> None:
     from openai_vtab.client import Client, Config
 
-    def identity(**options: object) -> tuple[object, ...]:
-        base = {"api_key": "sk-test-a", "base_url": "http://127.0.0.1:1/v1", "environ": {}}
-        return Client(Config.resolve(**{**base, **options}))._identity
+    def identity(key: str = "sk-test-a", **options: object) -> tuple[object, ...]:
+        base = {"api_key": key, "base_url": "http://127.0.0.1:1/v1", "environ": {}}
+        return Client(Config.resolve(**{**base, **options})).identity(key)
 
     variants = [
         identity(),
-        identity(api_key="sk-test-b"),
+        identity("sk-test-b"),
         identity(organization="org-x"),
         identity(project="proj_x"),
         identity(base_url="http://127.0.0.1:2/v1"),

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import openai_vtab
 from openai_vtab import client
-from openai_vtab.client import Config, _Headers, _Retry
+from openai_vtab.client import Config, _Answer, _Retry
 from openai_vtab.testing import FakeOpenAI
 
 Connect = Callable[..., apsw.Connection]
@@ -99,12 +99,12 @@ def test_retry_after_beyond_the_cap_fails_at_once_saying_how_long(api: FakeOpenA
     ],
 )
 def test_retry_after_headers_are_read(headers: dict[str, str], seconds: float | None) -> None:
-    assert _Retry().get_retry_after(_Headers(headers)) == seconds
+    assert _Retry().get_retry_after(_Answer(429, b"", headers)) == seconds
 
 
 def test_retry_after_as_an_http_date_is_read() -> None:
     in_ten = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 10))
-    wait = _Retry().get_retry_after(_Headers({"Retry-After": in_ten}))
+    wait = _Retry().get_retry_after(_Answer(429, b"", {"Retry-After": in_ten}))
     assert wait is not None and 8 <= wait <= 10
 
 
@@ -332,7 +332,7 @@ def test_rejected_key_is_named_by_source_and_masked(api: FakeOpenAI, connect: Co
     with pytest.raises(openai_vtab.AuthenticationError) as caught:
         db.execute("SELECT * FROM fine_tuning_jobs").fetchall()
     message = str(caught.value)
-    assert "the API key (from register(api_key=...) or OPENAI_API_KEY, sk-...6789) was rejected" in message
+    assert "the key from register(api_key=...) (sk-...6789) was rejected" in message
     assert SECRET not in message  # the fake echoes the whole key back in its error; it must be masked
     assert SECRET not in repr(caught.value) and SECRET not in str(caught.value.args)
     assert all(SECRET not in str(row) for row in db.execute("SELECT * FROM openai_requests"))

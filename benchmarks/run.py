@@ -1,0 +1,329 @@
+"""What queries cost: requests sent and wall time, against the fake API with injected latency.
+
+    python benchmarks/run.py            # about a minute
+    python benchmarks/run.py --quick    # fewer repetitions, for a smoke run
+
+The fake API runs in a child process on 127.0.0.1 (as a real server would be: its work does not share this
+process's GIL or memory) and answers every request after ``--latency`` seconds (default 0.1). Each scenario
+is timed for openai_vtab and, over exactly the same pages, for a plain ``requests`` loop and for the official
+``openai`` SDK's auto-paging loop (skipped if the SDK is not installed). Ratios are against those, measured in
+the same run, and against the one-by-one floor: (requests a one-by-one client must send) x latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+import requests
+
+import openai_vtab
+from openai_vtab.testing import FakeOpenAI
+
+try:
+    import openai
+except ImportError:  # the SDK column is optional
+    openai = None
+
+JOBS = 32
+ROWS_PER_JOB = 3
+BIG_JOB = "ftjob-big"
+HUGE_JOB = "ftjob-huge"
+
+
+def _serve(pipe: Any, latency: float, huge: int) -> None:
+    """Child process: a populated fake API until told to stop."""
+    api = FakeOpenAI(latency=latency)
+    for n in range(JOBS):
+        job = api.add_job(id=f"ftjob-bench-{n:02d}")
+        api.add_checkpoints(job["id"], ROWS_PER_JOB)
+    api.add_job(id=BIG_JOB)
+    api.add_checkpoints(BIG_JOB, 2_500)
+    if huge:
+        api.add_job(id=HUGE_JOB)
+        api.add_checkpoints(HUGE_JOB, huge)
+    api.start()
+    pipe.send((api.base_url, api.api_key))
+    while True:
+        command = pipe.recv()
+        if command == "stop":
+            break
+        api.latency = command
+        pipe.send("ok")
+    api.stop()
+
+
+@contextmanager
+def fake_api(latency: float, huge: int = 0) -> Iterator[tuple[str, str, Callable[[float], None]]]:
+    """(base_url, api_key, set_latency) of a fake API in a child process."""
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.Process(target=_serve, args=(child, latency, huge), daemon=True)
+    process.start()
+    base_url, key = parent.recv()
+
+    def set_latency(seconds: float) -> None:
+        parent.send(seconds)
+        parent.recv()
+
+    try:
+        yield base_url, key, set_latency
+    finally:
+        parent.send("stop")
+        process.join(10)
+
+
+def job_ids() -> list[str]:
+    return [f"ftjob-bench-{n:02d}" for n in range(JOBS)]
+
+
+class Raw:
+    """The throwaway script: a requests loop, one job after another, following ``after``."""
+
+    def __init__(self, base_url: str, key: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def checkpoints(self, job: str, limit: int = 100, pages: int | None = None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": limit}
+        while True:
+            body = self.session.get(f"{self.base_url}/fine_tuning/jobs/{job}/checkpoints", params=params).json()
+            items += body["data"]
+            if not body["has_more"] or not body["data"] or (pages is not None and (pages := pages - 1) == 0):
+                return items
+            params["after"] = body["data"][-1]["id"]
+
+
+class SDK:
+    """The official SDK's auto-paging iterator, one job after another."""
+
+    def __init__(self, base_url: str, key: str) -> None:
+        self.client = openai.OpenAI(api_key=key, base_url=base_url, max_retries=0)
+
+    def checkpoints(self, job: str, limit: int = 100, pages: int | None = None) -> list[Any]:
+        page = self.client.fine_tuning.jobs.checkpoints.list(job, limit=limit)
+        return list(page.data) if pages == 1 else list(page)
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    floor: float
+    sdk: float | None
+    raw: float
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> float:
+    """Median wall time of ``repeat`` runs."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def connection(base_url: str, key: str, **options: Any) -> apsw.Connection:
+    db = apsw.Connection(":memory:", statementcachesize=0)
+    openai_vtab.register(db, api_key=key, base_url=base_url, **options)
+    db.execute("CREATE TABLE my_jobs(id TEXT)")
+    db.executemany("INSERT INTO my_jobs VALUES (?)", [(j,) for j in job_ids()])
+    db.execute("CREATE TABLE my_runs(id TEXT)")
+    db.executemany("INSERT INTO my_runs VALUES (?)", [(j,) for j in job_ids() for _ in range(3)])
+    return db
+
+
+def sent(db: apsw.Connection, sql: str, args: tuple[Any, ...] = ()) -> tuple[int, float]:
+    """(requests sent, seconds) for one run of ``sql``."""
+    db.execute("DELETE FROM openai_requests")
+    started = time.perf_counter()
+    db.execute(sql, args).fetchall()
+    seconds = time.perf_counter() - started
+    return db.execute("SELECT count(*) FROM openai_requests WHERE NOT cached").fetchone()[0], seconds
+
+
+def network_scenarios(base_url: str, key: str, latency: float, repeat: int) -> list[Result]:
+    raw, sdk = Raw(base_url, key), SDK(base_url, key) if openai else None
+    jobs = job_ids()
+    in_list = ", ".join(f"'{j}'" for j in jobs)
+    scenarios: list[tuple[str, str, tuple[Any, ...], int, Callable[[Any], Any], bool]] = [
+        # name, SQL, args, requests one by one, the same fetch by hand, reuse one connection (cache)
+        (
+            "one job, full scan (2,500 rows)",
+            "SELECT * FROM job_checkpoints(?)",
+            (BIG_JOB,),
+            25,
+            lambda c: c.checkpoints(BIG_JOB),
+            False,
+        ),
+        (
+            "LIMIT 5 on that job",
+            "SELECT * FROM job_checkpoints(?) LIMIT 5",
+            (BIG_JOB,),
+            1,
+            lambda c: c.checkpoints(BIG_JOB, limit=5, pages=1),
+            False,
+        ),
+        (
+            f"IN over {JOBS} jobs",
+            f"SELECT * FROM job_checkpoints WHERE fine_tuning_job_id IN ({in_list})",
+            (),
+            JOBS,
+            lambda c: [c.checkpoints(j) for j in jobs],
+            False,
+        ),
+        (
+            f"JOIN over the same {JOBS} jobs",
+            "SELECT * FROM my_jobs m JOIN job_checkpoints c ON c.fine_tuning_job_id = m.id",
+            (),
+            JOBS,
+            lambda c: [c.checkpoints(j) for j in jobs],
+            False,
+        ),
+        (
+            f"JOIN, each of {JOBS} keys 3 times",
+            "SELECT * FROM my_runs m JOIN job_checkpoints c ON c.fine_tuning_job_id = m.id",
+            (),
+            3 * JOBS,
+            lambda c: [c.checkpoints(j) for j in jobs for _ in range(3)],
+            False,
+        ),
+        (
+            f"repeated IN over {JOBS} jobs (cached)",
+            f"SELECT * FROM job_checkpoints WHERE fine_tuning_job_id IN ({in_list})",
+            (),
+            JOBS,
+            lambda c: [c.checkpoints(j) for j in jobs],
+            True,
+        ),
+    ]
+    results = []
+    for name, sql, args, one_by_one, by_hand, warm in scenarios:
+        shared = connection(base_url, key)
+        if warm:
+            shared.execute(sql, args).fetchall()
+        counts: list[int] = []
+
+        def run_vtab(
+            sql: str = sql,
+            args: tuple[Any, ...] = args,
+            warm: bool = warm,
+            shared: Any = shared,
+            counts: list[int] = counts,
+        ) -> None:
+            db = shared if warm else connection(base_url, key)
+            counts.append(sent(db, sql, args)[0])
+
+        seconds = timed(run_vtab, repeat)
+        results.append(
+            Result(
+                name,
+                counts[-1],
+                seconds,
+                floor=one_by_one * latency,
+                sdk=timed(lambda f=by_hand: f(sdk), repeat) if sdk else None,
+                raw=timed(lambda f=by_hand: f(raw), repeat),
+            )
+        )
+    return results
+
+
+def row_overhead(base_url: str, key: str, repeat: int) -> list[tuple[str, float, float]]:
+    """(query, seconds, ratio to the raw loop) for 2,500 rows with no latency, cache off."""
+    raw = Raw(base_url, key)
+    db = connection(base_url, key, cache_ttl=0)
+    baseline = timed(lambda: raw.checkpoints(BIG_JOB), repeat)
+    rows = []
+    for sql in (
+        "SELECT * FROM job_checkpoints(?)",
+        "SELECT step_number, train_loss, full_valid_loss FROM job_checkpoints(?)",
+    ):
+        seconds = timed(lambda sql=sql: db.execute(sql, (BIG_JOB,)).fetchall(), repeat)
+        rows.append((sql.replace("?", f"'{BIG_JOB}'"), seconds, seconds / baseline))
+    rows.append(("plain requests loop over the same 25 pages (baseline)", baseline, 1.0))
+    return rows
+
+
+def memory(base_url: str, key: str, huge: int) -> list[tuple[str, float]]:
+    """Peak Python memory (MB) while scanning a job of ``huge`` checkpoints."""
+    out = []
+    for label, options in (("cache off", {"cache_ttl": 0}), ("cache on (default 32 MiB bound)", {})):
+        db = connection(base_url, key, **options)
+        tracemalloc.start()
+        count = sum(1 for _ in db.execute("SELECT id, step_number, metrics FROM job_checkpoints(?)", (HUGE_JOB,)))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert count == huge, count
+        out.append((f"scan of {huge:,} checkpoints, {label}", peak / 1e6))
+    raw = Raw(base_url, key)
+    tracemalloc.start()
+    page = raw.checkpoints(HUGE_JOB, pages=1)
+    one_page = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    out.append((f"for scale: one page of {len(page)} items, parsed", one_page / 1e6))
+    return out
+
+
+def ratio(a: float, b: float | None) -> str:
+    return "-" if b is None or b == 0 else f"{a / b:.2f}x"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds the fake waits before answering")
+    parser.add_argument("--quick", action="store_true", help="one repetition, 20,000 rows for the memory scan")
+    args = parser.parse_args()
+    repeat = 1 if args.quick else 3
+    huge = 20_000 if args.quick else 100_000
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"apsw {apsw.apsw_version()}, openai SDK {openai.__version__ if openai else 'not installed'}")  # fmt: skip
+    print(f"fake API in a child process on 127.0.0.1, {args.latency * 1000:.0f} ms per response; median of {repeat}\n")
+
+    with fake_api(args.latency, huge) as (base_url, key, set_latency):
+        results = network_scenarios(base_url, key, args.latency, repeat)
+        set_latency(0.0)
+        overhead = row_overhead(base_url, key, max(repeat, 5))
+        peaks = memory(base_url, key, huge)
+
+    header = f"| {'scenario':<36} | requests | wall ms | vs one-by-one floor | vs openai SDK | vs requests loop |"
+    print(header)
+    print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
+    for r in results:
+        print(
+            f"| {r.name:<36} | {r.requests:>8} | {r.seconds * 1000:>7.0f} | {ratio(r.seconds, r.floor):>19} "
+            f"| {ratio(r.seconds, r.sdk):>13} | {ratio(r.seconds, r.raw):>16} |"
+        )
+    concurrent = next(r for r in results if r.name.startswith("IN over"))
+    target = 1.5 * math.ceil(JOBS / openai_vtab.DEFAULT_MAX_WORKERS) * args.latency
+    verdict = "met" if concurrent.seconds <= target else "MISSED"
+    print(f"\nIN target: <= 1.5 x ceil({JOBS}/8) x {args.latency * 1000:.0f} ms = {target * 1000:.0f} ms: {verdict}")
+
+    print("\n| per-row overhead, 2,500 rows, no latency, cache off | wall ms | vs requests loop |")
+    print("|---|---|---|")
+    for sql, seconds, r in overhead:
+        print(f"| {sql} | {seconds * 1000:.1f} | {r:.2f}x |")
+
+    print("\n| memory | peak MB |")
+    print("|---|---|")
+    for label, mb in peaks:
+        print(f"| {label} | {mb:.1f} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

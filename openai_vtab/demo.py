@@ -1,0 +1,254 @@
+"""The sample organization behind ``openai-vtab --demo``: fine-tuning jobs a small team might really have.
+
+Fourteen jobs of four projects on four base models, in every status the API reports: succeeded, failed
+(with the API's error codes), running, cancelled, queued and validating_files. Each job that trained has
+one checkpoint per finished epoch, as the API keeps them, with loss and token-accuracy curves shaped like
+real ones; two long runs overfit, so their best checkpoint is not their last. Every job carries an
+``experiment`` tag in its metadata, for joins with a local table of experiments. Events, files, models and
+a few evaluation batches are there too.
+
+Everything comes from fixed seeds: every run of the demo serves the same ids, numbers and timestamps.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from .testing import FakeOpenAI
+
+__all__ = ["EXPERIMENTS", "ORGANIZATION_ID", "populate"]
+
+ORGANIZATION_ID = "org-Qm4XvT8dLw2bN7cRk5Hy1sJe"
+ORGANIZATION_SLUG = "acme-demo"
+# 2025-05-05 09:00 UTC: after every base model below was released.
+START = 1_746_435_600
+ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+#: The experiment tags in the sample jobs' ``metadata``, with what each one tried.
+EXPERIMENTS: dict[str, str] = {
+    "triage-baseline": "Route support tickets to one of 12 queues; 1,200 labelled tickets",
+    "triage-more-data": "Same task with 4,800 tickets, including the long tail of rare queues",
+    "sql-v1": "Write SQLite queries from questions about the analytics schema",
+    "sql-v2-lr": "sql-v1 with a higher learning rate and more epochs",
+    "tone-distill": "Rewrite replies in the house tone, distilled from a larger model's drafts",
+    "invoice-v1": "Pull totals and line items out of supplier invoices",
+}
+
+ERRORS: dict[str, tuple[str, str | None]] = {
+    "invalid_training_file": (
+        "The job failed due to an invalid training file. Expected file to have JSONL format, where every line "
+        "is a valid JSON dictionary. Line 212 is not a dictionary.",
+        "training_file",
+    ),
+    "invalid_n_examples": ("Training file has 7 example(s), but must have at least 10 examples", "training_file"),
+    "server_error": ("The job failed due to an internal error. Retrying the job usually resolves it.", None),
+}
+
+
+@dataclass(frozen=True)
+class _Job:
+    suffix: str
+    model: str
+    status: str
+    experiment: str
+    epochs: int  # planned
+    done: int  # epochs finished, one checkpoint each
+    examples: int
+    batch_size: int
+    lr: float
+    start_loss: float
+    floor: float  # where the training loss levels off
+    rate: float  # how fast it gets there, per epoch
+    best_epoch: int  # validation loss climbs after this epoch
+    error: str | None = None
+    method: str = "supervised"
+
+
+# Oldest first. Loss curves: start, floor, rate, best epoch (99 = never overfits within the run).
+# fmt: off
+_JOBS = (
+    _Job("triage", "gpt-4o-mini-2024-07-18", "succeeded", "triage-baseline", 3, 3, 1200, 8, 1.8, 1.42, 0.38, 0.9, 99),
+    _Job("triage", "gpt-4.1-mini-2025-04-14", "succeeded", "triage-baseline", 3, 3, 1200, 8, 1.8, 1.31, 0.31, 1.0, 99),
+    _Job("invoice-extract", "gpt-4o-mini-2024-07-18", "failed", "invoice-v1", 3, 0, 640, 4, 2.0, 0, 0, 0, 99,
+         error="invalid_training_file"),
+    _Job("triage-xl", "gpt-4o-mini-2024-07-18", "succeeded", "triage-more-data", 4, 4, 4800, 16, 1.6, 1.38, 0.24,
+         0.8, 99),
+    _Job("sql-writer", "gpt-4o-2024-08-06", "succeeded", "sql-v1", 5, 5, 900, 4, 1.0, 1.05, 0.05, 0.9, 99),
+    _Job("invoice-extract", "gpt-4.1-mini-2025-04-14", "failed", "invoice-v1", 3, 0, 7, 1, 2.0, 0, 0, 0, 99,
+         error="invalid_n_examples"),
+    _Job("sql-writer", "gpt-4o-2024-08-06", "succeeded", "sql-v2-lr", 8, 8, 900, 4, 2.5, 1.07, 0.09, 1.1, 5),
+    _Job("sql-writer", "gpt-4.1-nano-2025-04-14", "succeeded", "sql-v2-lr", 6, 6, 900, 4, 2.5, 1.22, 0.13, 0.9, 99),
+    _Job("tone", "gpt-4o-mini-2024-07-18", "succeeded", "tone-distill", 10, 10, 2400, 8, 1.8, 1.64, 0.06, 0.7, 6),
+    _Job("tone", "gpt-4o-2024-08-06", "failed", "tone-distill", 4, 2, 2400, 8, 1.8, 1.55, 0.23, 0.6, 99,
+         error="server_error"),
+    _Job("triage-xl", "gpt-4.1-nano-2025-04-14", "cancelled", "triage-more-data", 4, 1, 4800, 16, 1.6, 1.44, 0.29,
+         0.8, 99),
+    _Job("sql-writer", "gpt-4.1-mini-2025-04-14", "running", "sql-v2-lr", 6, 2, 900, 4, 2.5, 1.12, 0.15, 1.0, 99),
+    _Job("triage-dpo", "gpt-4o-mini-2024-07-18", "queued", "triage-more-data", 2, 0, 1500, 8, 1.0, 0, 0, 0, 99,
+         method="dpo"),
+    _Job("tone", "gpt-4.1-nano-2025-04-14", "validating_files", "tone-distill", 5, 0, 2400, 8, 1.8, 0, 0, 0, 99),
+)
+# fmt: on
+
+_BASE_MODELS = (
+    ("gpt-4o-mini-2024-07-18", 1_721_172_717),
+    ("gpt-4o-2024-08-06", 1_722_814_719),
+    ("gpt-4.1-mini-2025-04-14", 1_744_318_173),
+    ("gpt-4.1-nano-2025-04-14", 1_744_321_025),
+)
+
+
+def populate(api: FakeOpenAI) -> None:
+    """Fill ``api`` with the sample organization: jobs with their checkpoints and events, files, models, batches."""
+    _Organization(api).build()
+
+
+class _Organization:
+    """Builds the sample data; one seeded generator makes every id and every bit of noise."""
+
+    def __init__(self, api: FakeOpenAI) -> None:
+        self.api = api
+        self.rng = random.Random(20250505)
+
+    def ident(self, prefix: str, length: int = 24) -> str:
+        return prefix + "".join(self.rng.choice(ALPHABET) for _ in range(length))
+
+    def build(self) -> None:
+        for model, created in _BASE_MODELS:
+            self.api.add_model(model, owned_by="system", created=created)
+        created = START
+        for spec in _JOBS:
+            created += self.rng.randrange(20, 40) * 3600  # a new job every day or so
+            self.job(spec, created)
+        for day, status, total, failed in (
+            (9, "completed", 500, 0),
+            (12, "completed", 500, 12),
+            (18, "in_progress", 800, 0),
+        ):
+            self.batch(START + day * 86_400, status, total, failed)
+
+    def job(self, spec: _Job, created: int) -> None:
+        api = self.api
+        job_id = self.ident("ftjob-")
+        train = api.add_file(f"{spec.suffix}-train.jsonl", id=self.ident("file-", 22), bytes=spec.examples * 1400)
+        valid = api.add_file(f"{spec.suffix}-valid.jsonl", id=self.ident("file-", 22), bytes=spec.examples * 140)
+        steps_per_epoch = math.ceil(spec.examples / spec.batch_size)
+        epoch_seconds = steps_per_epoch * 3 + 120
+        started = created + 900  # file validation and the queue take a quarter of an hour
+        ended = spec.status in ("succeeded", "failed", "cancelled")
+        finished = started + spec.done * epoch_seconds + 300 if ended else None
+        if spec.error in ("invalid_training_file", "invalid_n_examples"):
+            finished = created + 60  # rejected while its files were validated
+        model_name = f"ft:{spec.model}:{ORGANIZATION_SLUG}:{spec.suffix}:{job_id[-8:]}"
+        hyperparameters: dict[str, float] = {
+            "n_epochs": spec.epochs,
+            "batch_size": spec.batch_size,
+            "learning_rate_multiplier": spec.lr,
+        }
+        if spec.method == "dpo":
+            hyperparameters["beta"] = 0.1
+        error = None
+        if spec.error is not None:
+            message, param = ERRORS[spec.error]
+            error = {"code": spec.error, "message": message, "param": param}
+        succeeded = spec.status == "succeeded"
+        api.add_job(
+            job_id,
+            model=spec.model,
+            created_at=created,
+            finished_at=finished,
+            status=spec.status,
+            fine_tuned_model=model_name if succeeded else None,
+            organization_id=ORGANIZATION_ID,
+            training_file=train["id"],
+            validation_file=valid["id"],
+            result_files=[self.ident("file-", 22)] if succeeded else [],
+            hyperparameters=hyperparameters,
+            trained_tokens=spec.examples * spec.done * 310 if succeeded else None,
+            error=error,
+            user_provided_suffix=spec.suffix,
+            seed=self.rng.randrange(2**31),
+            estimated_finish=started + spec.epochs * epoch_seconds if spec.status == "running" else None,
+            metadata={"experiment": spec.experiment, "owner": self.rng.choice(("priya", "tomas", "mei", "jonas"))},
+            method={"type": spec.method, spec.method: {"hyperparameters": hyperparameters}},
+        )
+        if succeeded:
+            api.add_model(model_name, owned_by=ORGANIZATION_ID, created=finished)
+
+        def event(at: int, message: str, level: str = "info") -> None:
+            api.add_event(job_id, message, level=level, id=self.ident("ftevent-"), created_at=at)
+
+        event(created + 5, f"Validating training file: {train['id']}")
+        if spec.error in ("invalid_training_file", "invalid_n_examples"):
+            event(created + 60, ERRORS[spec.error][0], level="error")
+            return
+        if spec.status == "validating_files":
+            return
+        event(created + 60, "Files validated, moving job to queued state")
+        if spec.status == "queued":
+            return
+        event(started, "Fine-tuning job started")
+        for epoch in range(1, spec.done + 1):
+            self.checkpoint(spec, job_id, epoch, steps_per_epoch, started + epoch * epoch_seconds)
+        if finished is None:
+            return
+        if spec.status == "failed":
+            event(finished, ERRORS[spec.error or "server_error"][0], level="error")
+        elif spec.status == "cancelled":
+            event(finished, "Fine-tuning job cancelled", level="warn")
+        else:
+            event(finished - 60, f"New fine-tuned model created: {model_name}")
+            event(finished, "The job has successfully completed")
+
+    def batch(self, created: int, status: str, total: int, failed: int) -> None:
+        """An evaluation batch of chat completions, as teams run against their fine-tuned models."""
+        done = status == "completed"
+        source = self.api.add_file(
+            f"eval-{created}.jsonl", purpose="batch", id=self.ident("file-", 22), bytes=total * 900
+        )
+        self.api.add_batch(
+            id=self.ident("batch_", 32),
+            input_file_id=source["id"],
+            status=status,
+            output_file_id=self.ident("file-", 22) if done else None,
+            error_file_id=self.ident("file-", 22) if failed else None,
+            created_at=created,
+            in_progress_at=created + 40,
+            expires_at=created + 86_400,
+            finalizing_at=created + 3_400 if done else None,
+            completed_at=created + 3_600 if done else None,
+            request_counts={"total": total, "completed": total - failed if done else total * 2 // 5, "failed": failed},
+            metadata={"purpose": "eval"},
+        )
+
+    def checkpoint(self, spec: _Job, job_id: str, epoch: int, steps_per_epoch: int, at: int) -> None:
+        """One end-of-epoch checkpoint, and the metrics event the API logs with it."""
+        rng = self.rng
+        train = spec.floor + (spec.start_loss - spec.floor) * math.exp(-spec.rate * epoch) + rng.uniform(-0.02, 0.02)
+        # Validation loss sits a little above the training loss, and climbs once the model starts memorising.
+        gap = 0.04 + 0.012 * epoch + 0.045 * max(0, epoch - spec.best_epoch) ** 1.5
+        metrics = {
+            "train_loss": round(train, 4),
+            "train_mean_token_accuracy": round(min(0.99, 1.02 - 0.42 * train), 4),
+            "valid_loss": round(train + gap + rng.uniform(-0.03, 0.03), 4),
+            "full_valid_loss": round(train + gap + rng.uniform(-0.008, 0.008), 4),
+        }
+        metrics["valid_mean_token_accuracy"] = round(min(0.99, 1.0 - 0.41 * metrics["valid_loss"]), 4)
+        metrics["full_valid_mean_token_accuracy"] = round(min(0.99, 1.0 - 0.4 * metrics["full_valid_loss"]), 4)
+        step = epoch * steps_per_epoch
+        name = f"ft:{spec.model}:{ORGANIZATION_SLUG}:{spec.suffix}:{job_id[-8:]}:ckpt-step-{step}"
+        self.api.add_checkpoint(
+            job_id, step, metrics, id=self.ident("ftckpt_"), created_at=at, fine_tuned_model_checkpoint=name
+        )
+        total = steps_per_epoch * spec.epochs
+        self.api.add_event(
+            job_id,
+            f"Step {step}/{total}: training loss={metrics['train_loss']:.4f}, "
+            f"validation loss={metrics['valid_loss']:.4f}, full validation loss={metrics['full_valid_loss']:.4f}",
+            id=self.ident("ftevent-"),
+            created_at=at - 1,
+            type="metrics",
+            data={"step": step, **metrics},
+        )

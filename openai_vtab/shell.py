@@ -1,0 +1,528 @@
+"""The ``openai-vtab`` command: apsw's SQLite shell with the OpenAI tables on every connection it uses.
+
+    openai-vtab [OPTIONS] [DATABASE] [SQL ...]
+
+Everything apsw's shell offers keeps working (output modes, dot-commands, ``-init``, ...). Added here:
+
+* sqlite3's ``-cmd COMMAND`` and exit status: 1 when a statement failed outside an interactive session;
+* errors and warnings as one plain line each on stderr, and the shell goes on (``-bail`` stops it);
+* ``.openai``: the effective API settings, the key masked, and where each setting came from;
+* on a terminal, a self-erasing progress line while a statement has waited on the API for over a second;
+* ``--demo``: the fake API of ``openai_vtab.testing`` on 127.0.0.1, serving a sample organization;
+* ``--sqlite3-loader``: SQL with which the stock ``sqlite3`` CLI imports query results into temp tables.
+
+The API key is read from OPENAI_API_KEY only: on the command line it would show in process lists and shell
+history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import sys
+import time
+import warnings
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TextIO
+
+import apsw
+import apsw.ext
+import apsw.shell
+
+from . import TABLES, __version__, register
+from .client import Config
+from .demo import populate
+from .errors import OpenAIVTabWarning
+from .log import RequestLog
+from .testing import FakeOpenAI
+from .vtab import Registration
+
+__all__ = ["OpenAIShell", "Progress", "main"]
+
+# Options that set an API setting, and the name .openai shows as that setting's source.
+API_OPTIONS = {"base-url": "base_url", "organization": "organization", "project": "project"}
+OPTION_OF = {setting: f"--{option}" for option, setting in API_OPTIONS.items()}
+KEY_OPTIONS = {"api-key", "api_key", "apikey", "key"}
+# apsw's -nullvalue resolves backslash escapes, so this reaches the CSV as \N; the stock sqlite3 CLI's
+# .import would otherwise turn NULL (an empty field) into ''.
+CSV_NULL = "\\N"
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class Progress:
+    """One self-erasing status line on a terminal, shown once a statement has waited ``delay`` seconds.
+
+    The wait hooks of the registrations call ``tick()`` about every 100 ms while a query waits for the API;
+    counts are the requests and rows of ``log`` since ``start()``.
+    """
+
+    delay = 1.0
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.shown = False
+        self._log: RequestLog | None = None
+        self._base = (0, 0)
+        self._began = self._quiet_since = 0.0
+
+    def start(self, log: RequestLog) -> None:
+        """A statement begins: count from here."""
+        self._log = log
+        self._base = (log.sent, log.items)
+        self._began = self._quiet_since = time.monotonic()
+
+    def tick(self) -> None:
+        """Redraw the line if the terminal has been quiet for ``delay`` seconds."""
+        now = time.monotonic()
+        if self._log is None or now - self._quiet_since < self.delay:
+            return
+        pages, rows = self._log.sent - self._base[0], self._log.items - self._base[1]
+        text = f"fetching: {pages} page{'s' * (pages != 1)}, {rows} rows, {now - self._began:.0f} s (Ctrl-C stops)"
+        self.stream.write(f"\r{text}\x1b[K")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        """Erase the line (before anything else is written), and wait another ``delay`` before redrawing."""
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+        self._quiet_since = time.monotonic()
+
+    def stop(self) -> None:
+        """The statement ended."""
+        self.clear()
+        self._log = None
+
+
+class OpenAIShell(apsw.shell.Shell):
+    """apsw's shell with the OpenAI tables registered on every connection it uses.
+
+    Build it without arguments, then call ``run(args)``; ``main()`` does both. ``registrations`` maps each
+    connection to what ``openai_vtab.register()`` returned for it.
+    """
+
+    def __init__(self, stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
+        self.registrations: weakref.WeakKeyDictionary[apsw.Connection, Registration] = weakref.WeakKeyDictionary()
+        self.settings: dict[str, str | None] = {}
+        self.options: dict[str, str] = {}
+        self.commands: list[str] = []
+        self.demo = False
+        self.loader = False
+        self.api: FakeOpenAI | None = None
+        self.failures = 0
+        self.interrupted = False
+        self.progress: Progress | None = None
+        self._parsing = False
+        super().__init__(stdin=stdin, stdout=stdout, stderr=stderr)
+        self.prompt = "openai-vtab> "
+        self.moreprompt = "        ...> "
+        self.history_file = "~/.openai_vtab_history"  # not sqlite3's: these statements need the OpenAI tables
+        if _is_terminal(self.stderr):
+            self.progress = Progress(self.stderr)
+
+    # -- connections -------------------------------------------------------------------------------
+
+    def _connection(self) -> apsw.Connection:
+        # apsw's shell opens connections in several places (first use, .open) and adopts others
+        # (.connection); checking here, where every use passes, covers them all.
+        db = apsw.shell.Shell.db.fget(self)
+        if db not in self.registrations:
+            registration = register(db, **self.settings)
+            registration.on_wait.append(self._on_wait)
+            self.registrations[db] = registration
+        return db
+
+    db = property(_connection, apsw.shell.Shell.db.fset, None, "The current connection, with the OpenAI tables")
+
+    def _on_wait(self) -> None:
+        if self.progress is not None:
+            self.progress.tick()
+
+    # -- command line ------------------------------------------------------------------------------
+
+    def usage(self) -> str:
+        """The -help text: our options, then apsw's."""
+        tables = ", ".join(t.name for t in TABLES)
+        ours = f"""Usage: openai-vtab [OPTIONS] [DATABASE] [SQL|CMD] [SQL|CMD]...
+
+SQLite with the OpenAI API as tables ({tables}, openai_requests).
+The API key comes from OPENAI_API_KEY only, never from the command line.
+
+OpenAI options:
+   --demo               serve a sample organization from a fake API on 127.0.0.1
+                        (no key, no network)
+   --base-url URL       API base URL (else OPENAI_BASE_URL, else https://api.openai.com/v1)
+   --organization ORG   OpenAI-Organization header (else OPENAI_ORG_ID)
+   --project PROJECT    OpenAI-Project header (else OPENAI_PROJECT_ID)
+   --sqlite3-loader     print SQL that loads [NAME=]QUERY results into temp tables of the
+                        stock sqlite3 CLI (.read it there); a NAME alone loads that table
+   -cmd COMMAND         run COMMAND (SQL or dot-command) before the SQL arguments
+"""
+        # apsw's text starts with its own usage line; the option list after it holds.
+        return ours + "\n" + super().usage().split("\n", 1)[1].lstrip("\n")
+
+    def process_args(self, args: list[str]) -> tuple[str | None, list[str], list[str]]:
+        """Parse the command line as apsw's shell does, but run nothing: ``run()`` orders -init, -cmd and SQL."""
+        # apsw's parser treats every argument as -nocolour while NO_COLOR is set, swallowing options
+        # such as -csv or -cmd; hide it while parsing and honour it here.
+        no_colour = os.environ.pop("NO_COLOR", None)
+        self._parsing = True
+        try:
+            result = super().process_args(list(args))
+        finally:
+            self._parsing = False
+            if no_colour is not None:
+                os.environ["NO_COLOR"] = no_colour
+        if no_colour is not None:
+            self.command_colour(["off"])
+        return result or (None, [], [])
+
+    def process_unknown_args(self, args: list[str]) -> list[str] | None:
+        """Our options (apsw has removed the leading dashes); None for anything else."""
+        name, has_value, value = args[0].partition("=")
+        if name.replace("_", "-") in KEY_OPTIONS:
+            # Never echo what followed: it may be a key.
+            raise self.Error(
+                "the API key is never taken from the command line (it would show in process lists and shell "
+                "history): set the OPENAI_API_KEY environment variable"
+            )
+        if name in ("demo", "sqlite3-loader") and not has_value:
+            setattr(self, "demo" if name == "demo" else "loader", True)
+            return args[1:]
+        if name not in API_OPTIONS and name != "cmd":
+            return None
+        rest = args[1:]
+        if not has_value:
+            if not rest:
+                raise self.Error(f"You need to specify a value after --{name}")
+            value, rest = rest[0], rest[1:]
+        if name == "cmd":
+            self.commands.append(value)
+        else:
+            self.options[API_OPTIONS[name]] = value
+        return rest
+
+    def command_read(self, cmd: list[str]) -> None:
+        """read FILENAME: Processes SQL and commands in FILENAME (or Python if FILENAME ends with .py)
+
+        Treats the specified file as input (a mixture of SQL and/or dot commands), going on after a failed
+        statement unless bail is on.  If the filename ends in .py then it is treated as Python code
+        instead, with 'db' the current database, 'shell' this shell and 'apsw' the apsw module.
+        """
+        if self._parsing:
+            return
+        if len(cmd) != 1 or cmd[0].lower().endswith(".py"):
+            super().command_read(cmd)
+            return
+        with open(cmd[0], encoding=self.encoding[0]) as file:
+            self.push_input()
+            try:
+                self.stdin, self.interactive, self.input_line_number = file, False, 0
+                while (line := self.get_complete_line()) is not None:
+                    self._attempt(self.process_complete_line, line)
+            finally:
+                self.pop_input()
+
+    def process_complete_line(self, command: str) -> None:
+        """Run one SQL text or dot-command (nothing while the command line is being parsed)."""
+        if not self._parsing:
+            super().process_complete_line(command)
+
+    # -- errors, warnings, interrupts ---------------------------------------------------------------
+
+    def handle_exception(self) -> None:
+        """Report the error being handled as one line on stderr; re-raise it under bail, as apsw does."""
+        error = sys.exc_info()[1]
+        seen = getattr(error, "_handle_exception_saw_this", False)
+        if error is not None and not seen and not isinstance(error, (SystemExit, KeyboardInterrupt)):
+            self.failures += 1
+            if not self.exceptions:  # .exceptions on asks for apsw's full report instead
+                self.write_error(f"Error{self._location()}: {_one_line(error)}\n")
+                error._handle_exception_saw_this = True  # type: ignore[attr-defined]
+        super().handle_exception()
+
+    def _location(self) -> str:
+        if self.interactive or self.input_line_number == 0:
+            return ""
+        name = getattr(self.stdin, "name", "<stdin>")
+        return f" near line {self.input_line_number}" + ("" if name == "<stdin>" else f" of {name}")
+
+    def _query_details(self, sql: str, bindings: Any) -> Any:
+        # apsw's process_sql prints a statement that fails to prepare itself, over three lines (message,
+        # statement, caret); raising it instead sends it through handle_exception like any other error.
+        details = super()._query_details(sql, bindings)
+        if details.error_text is not None:
+            raise self.Error(details.error_text) from details.exception
+        return details
+
+    def handle_interrupt(self) -> None:
+        """Ctrl-C: interrupt the statement (apsw's way), and remember that a request may still be in flight."""
+        self.interrupted = True
+        super().handle_interrupt()
+
+    def _show_warning(
+        self, message: Warning | str, category: type[Warning], filename: str, lineno: int, *args: Any
+    ) -> None:
+        self.write(self.stderr, f"warning: {message}\n")
+
+    def _attempt(self, action: Callable[..., Any], *args: Any) -> None:
+        try:
+            action(*args)
+        except Exception:
+            self.handle_exception()
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def write(self, dest: TextIO, text: str) -> None:
+        """Write ``text``, erasing the progress line first."""
+        if self.progress is not None:
+            self.progress.clear()
+        super().write(dest, text)
+
+    def output_column(self, column_names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """
+        Items left aligned in space padded columns, each as wide as its
+        widest value (as sqlite3 does since 3.33).  Use the .width
+        command to fix column sizes instead (negative for right
+        alignment); values wider than a fixed width are truncated.
+        """
+        # apsw's column mode sizes a column by its name alone, truncating ids and model names to 10 characters.
+        texts = [[self._fmt_text_col(v) for v in row] for row in rows]
+        widths = [
+            self.widths[i] if i < len(self.widths) and self.widths[i] else max(len(t) for t in [name, *column])
+            for i, (name, column) in enumerate(zip(column_names, zip(*texts, strict=True), strict=True))
+        ]
+
+        def cell(text: str, width: int) -> str:
+            text = text[: abs(width)] if self.truncate else text
+            return text.ljust(width) if width > 0 else text.rjust(-width)
+
+        colour = self.colour
+        if self.header:
+            line = [
+                colour.header + cell(name, w) + colour.header_ for name, w in zip(column_names, widths, strict=True)
+            ]
+            self.write(self.stdout, "  ".join(line) + "\n")
+            if colour is self._colours["off"]:
+                self.write(self.stdout, "  ".join("-" * abs(w) for w in widths) + "\n")
+        for row, text in zip(rows, texts, strict=True):
+            line = [colour.colour_value(v, cell(t, w)) for v, t, w in zip(row, text, widths, strict=True)]
+            self.write(self.stdout, "  ".join(line) + "\n")
+
+    output_column.all_at_once = True  # type: ignore[attr-defined]
+    output_columns = output_column
+
+    def process_sql(self, sql: str, bindings: Any = None, internal: bool = False, summary: Any = None) -> None:
+        """Run SQL text, with the progress line (on a terminal) while it waits for the API."""
+        if self.progress is None:
+            super().process_sql(sql, bindings, internal, summary)
+            return
+        self.progress.start(self.registrations[self.db].log)
+        try:
+            super().process_sql(sql, bindings, internal, summary)
+        finally:
+            self.progress.stop()
+
+    def command_openai(self, cmd: list[str]) -> None:
+        """openai: Show the OpenAI API settings of this connection, and where each came from
+
+        The API key is shown masked to its last four characters.  A setting comes from an option
+        (--base-url, --organization, --project, --demo), from the environment (OPENAI_API_KEY,
+        OPENAI_BASE_URL, OPENAI_ORG_ID, OPENAI_PROJECT_ID), or is the default.  Also lists the tables
+        and what this connection has fetched so far.
+        """
+        if cmd:
+            raise self.Error("openai takes no arguments")
+        registration = self.registrations[self.db]
+        rows = [(name, value, self._source(name, source)) for name, value, source in registration.config.describe()]
+        name_width, value_width = (max(len(row[i]) for row in rows) for i in (0, 1))
+        for name, value, source in rows:
+            self.write(self.stdout, f"{name:<{name_width}}  {value:<{value_width}}  ({source})\n")
+        tables = [f"{t.name}({', '.join(t.keys)})" if t.keys else t.name for t in TABLES]
+        self.write(self.stdout, f"{'tables':<{name_width}}  {', '.join([*tables, 'openai_requests'])}\n")
+        log = registration.log
+        self.write(self.stdout, f"{'fetched':<{name_width}}  {log.sent} requests, {log.items} rows\n")
+
+    def _source(self, name: str, source: str) -> str:
+        if source != "option":
+            return source
+        return "--demo" if self.demo else OPTION_OF.get(name, source)
+
+    # -- running -----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Plain one-line warnings while the shell runs; stops the demo API afterwards."""
+        with warnings.catch_warnings():
+            # Each statement that meets an unknown id should say so, not only the first.
+            warnings.simplefilter("always", OpenAIVTabWarning)
+            warnings.showwarning = self._show_warning
+            try:
+                yield
+            finally:
+                if self.api is not None:
+                    self.api.stop()
+
+    def run(self, args: Sequence[str]) -> int:
+        """Act on a command line (without the program name); returns the exit status.
+
+        Order as in sqlite3: -init files, then -cmd commands, then the SQL arguments; without SQL
+        arguments, the input (a prompt on a terminal). The status is 1 if any statement failed, unless
+        the session was interactive.
+        """
+        try:
+            _, inits, sqls = self.process_args(list(args))
+            self._configure()
+            if self.loader:
+                self.write(self.stdout, self.sqlite3_loader(sqls))
+                return 0
+            for init in inits:
+                self._attempt(self.command_read, [init])
+            for command in self.commands:
+                self._attempt(self.process_complete_line, command)
+            for sql in sqls:
+                self._attempt(self.process_complete_line, sql)
+            interactive = not sqls and bool(self.interactive)
+            if not sqls:
+                if interactive and self.api is not None:
+                    self.write(
+                        self.stderr,
+                        f"Demo mode: sample data for {len(self.api.state.jobs)} fine-tuning jobs, served by a fake "
+                        "OpenAI API on 127.0.0.1 (no key, no network).\n"
+                        "Try: SELECT status, count(*) FROM fine_tuning_jobs GROUP BY status;\n",
+                    )
+                self.cmdloop(
+                    intro=f"openai-vtab {__version__} (SQLite {apsw.sqlite_lib_version()}, APSW "
+                    f"{apsw.apsw_version()})\n"
+                    'Enter ".help" for instructions, ".openai" for the API settings\n'
+                )
+        except Exception as error:
+            if not getattr(error, "_handle_exception_saw_this", False):
+                self.write_error(f"Error: {_one_line(error)}\n")
+            return 1
+        return 1 if self.failures and not interactive else 0
+
+    def _configure(self) -> None:
+        if self.demo:
+            if self.options:
+                given = ", ".join(OPTION_OF[setting] for setting in self.options)
+                raise self.Error(f"--demo serves its own API: drop {given}")
+            # Nothing meant for the real API (a key, an organization, ...) is used or shown, even on 127.0.0.1.
+            for name in [name for name in os.environ if name.startswith("OPENAI_")]:
+                del os.environ[name]
+            self.api = FakeOpenAI().start()
+            populate(self.api)
+            self.settings = {"api_key": self.api.api_key, "base_url": self.api.base_url}
+        else:
+            self.settings = dict(self.options)
+        Config.resolve(**self.settings)  # a bad setting is reported now, not at the first query
+
+    # -- the bridge to the stock sqlite3 CLI ---------------------------------------------------------
+
+    def sqlite3_loader(self, specs: Sequence[str]) -> str:
+        """SQL for the stock sqlite3 CLI: per ``NAME=QUERY`` (or a table NAME), a typed temp table and an
+        ``.import`` that fills it from this command run on the same database file.
+
+        Without specs, every table that needs no key. Column types are those SQLite declares for the query's
+        columns (NUMERIC where it declares none, so numbers computed in SQL stay numbers).
+        """
+        wanted = [spec.partition("=")[::2] for spec in specs] or [(t.name, "") for t in TABLES if not t.keys]
+        database = self.dbfilename or ":memory:"
+        if database != ":memory:" and not database.startswith("file:"):
+            database = os.path.abspath(database)
+        program = [sys.executable, "-m", "openai_vtab", *self._api_arguments()]
+        command = [*program, "-csv", "-header", "-nullvalue", CSV_NULL.replace("\\", "\\\\"), database]
+        out = [
+            "-- Made by openai-vtab --sqlite3-loader. .read it in the stock sqlite3 CLI: each .import runs",
+            "-- openai-vtab, which fetches the rows afresh (read it again to refresh). NULLs travel as \\N.",
+        ]
+        for name, query in wanted:
+            if not IDENTIFIER.fullmatch(name):
+                raise self.Error(f"--sqlite3-loader: {name!r} is not a plain table name: use NAME=SELECT ...")
+            if not query:
+                table = next((t for t in TABLES if t.name == name), None)
+                if table is not None and table.keys:
+                    raise self.Error(
+                        f"--sqlite3-loader: {name} needs {', '.join(table.keys)}: give a query, for example "
+                        f'{name}="SELECT c.*, c.{table.keys[0]} FROM ... JOIN {name} c ON c.{table.keys[0]} = ..."'
+                    )
+                query = f'SELECT * FROM "{name}"'
+            columns = _unique([(n, t or "NUMERIC") for n, t in apsw.ext.query_info(self.db, query).description])
+            table = _identifier(name)
+            definition = ", ".join(f"{_identifier(column)} {kind}" for column, kind in columns)
+            restore = ", ".join(
+                f"{q} = NULLIF({q}, {_literal(CSV_NULL)})" for q in (_identifier(c) for c, _ in columns)
+            )
+            pipe = _dot_argument("|" + shlex.join([*command, query]))
+            out += [
+                f"DROP TABLE IF EXISTS temp.{table};",
+                f"CREATE TEMP TABLE {table}({definition});",
+                f".import --csv --skip 1 --schema temp {pipe} {name}",
+                f"UPDATE temp.{table} SET {restore};",
+            ]
+        return "\n".join(out) + "\n"
+
+    def _api_arguments(self) -> list[str]:
+        if self.demo:
+            return ["--demo"]
+        return [f"{OPTION_OF[setting]}={value}" for setting, value in self.options.items()]
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _unique(columns: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Column names made unique as sqlite3's CREATE TABLE AS does: a repeated ``id`` becomes ``id:1``."""
+    seen: set[str] = set()
+    result = []
+    for name, kind in columns:
+        unique, n = name, 0
+        while unique.lower() in seen:
+            n += 1
+            unique = f"{name}:{n}"
+        seen.add(unique.lower())
+        result.append((unique, kind))
+    return result
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _dot_argument(text: str) -> str:
+    """``text`` as one argument of a sqlite3 dot-command: double-quoted, with sqlite3's backslash escapes."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``openai-vtab`` command (``argv`` without the program name); returns the exit status."""
+    shell = OpenAIShell()
+    try:
+        with shell.session():
+            status = shell.run(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        status = 130
+    except SystemExit as exit:  # .exit, .quit, -help, -version
+        status = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    if shell.interrupted:
+        # A request abandoned by Ctrl-C may still be waiting for its answer on a worker thread, and Python
+        # would wait for it (up to the timeout) before exiting.
+        for stream in (shell.stdout, sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(status)
+    return status

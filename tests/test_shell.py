@@ -1,0 +1,450 @@
+"""The ``openai-vtab`` command, run as a subprocess against the fake API on 127.0.0.1.
+
+Each test starts the console script (or ``python -m openai_vtab``, or the stock sqlite3 CLI) with
+OPENAI_API_KEY and OPENAI_BASE_URL pointing at the fake the test process runs, and checks stdout, stderr and
+the exit status; expected rows come from the fake's own data. Two sessions run on a pseudo-terminal, for
+what only an interactive user sees: the prompt, the progress line, Ctrl-C, the demo banner.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from openai_vtab.demo import populate
+from openai_vtab.testing import FakeOpenAI
+
+SCRIPT = Path(sys.executable).with_name("openai-vtab")
+STOCK_SQLITE3 = shutil.which("sqlite3")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
+
+
+@pytest.fixture(autouse=True)
+def _in_a_scratch_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files a command creates (a database named by mistake, readline history) land in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+
+
+def environment(api: FakeOpenAI | None, **extra: str) -> dict[str, str]:
+    """This process's environment without OPENAI_* or NO_COLOR; the fake's key and URL when given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "NO_COLOR"}
+    env["PATH"] = f"{SCRIPT.parent}{os.pathsep}{env.get('PATH', '')}"
+    if api is not None:
+        env.update(OPENAI_API_KEY=api.api_key, OPENAI_BASE_URL=api.base_url)
+    env.update(extra)
+    return env
+
+
+def run(
+    args: Sequence[str], api: FakeOpenAI | None, *, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The console script with ``args``; stdin is always a pipe (never the terminal pytest runs in)."""
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment(api) if env is None else env,
+        timeout=60,
+    )
+
+
+def job_with_checkpoints(api: FakeOpenAI, count: int, **fields: object) -> str:
+    job = api.add_job(**fields)
+    api.add_checkpoints(job["id"], count)
+    return job["id"]
+
+
+def steps(api: FakeOpenAI, job: str) -> list[int]:
+    return sorted(c["step_number"] for c in api.state.checkpoints[job])
+
+
+# -- batch use ----------------------------------------------------------------------------------------
+
+
+def test_sql_arguments_print_rows_and_nothing_else_when_not_on_a_terminal(api: FakeOpenAI) -> None:
+    jobs = [api.add_job(), api.add_job(status="failed"), api.add_job(status="running")]
+    api.inject("hang", seconds=1.3, match="/fine_tuning/jobs")  # longer than the progress line's delay
+    result = run(["-csv", ":memory:", "SELECT id, status FROM fine_tuning_jobs ORDER BY id"], api)
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == sorted(f"{job['id']},{job['status']}" for job in jobs)
+    assert result.stderr == ""
+
+
+def test_init_then_cmd_then_sql_arguments_even_with_no_color(api: FakeOpenAI, tmp_path: Path) -> None:
+    # apsw's own parser swallows every option as -nocolour while NO_COLOR is set.
+    job = job_with_checkpoints(api, 4)
+    init = tmp_path / "init.sql"
+    init.write_text("CREATE TEMP TABLE wanted(job_id TEXT);\n")
+    result = run(
+        [
+            "-init",
+            str(init),
+            "-cmd",
+            f"INSERT INTO wanted VALUES ('{job}')",
+            "-cmd",
+            ".mode csv",
+            ":memory:",
+            "SELECT c.step_number, 'x' FROM wanted w JOIN job_checkpoints c ON c.fine_tuning_job_id = w.job_id "
+            "ORDER BY 1",
+        ],
+        api,
+        env=environment(api, NO_COLOR="1"),
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [f"{step},x" for step in steps(api, job)]
+
+
+def test_piped_input_goes_on_after_errors_with_one_line_each_and_exits_1(api: FakeOpenAI) -> None:
+    api.add_job()
+    api.add_job()
+    stdin = (
+        "SELECT x FROM t;\nSELEC 1;\nSELECT count(*)\n  FROM fine_tuning_jobs;\nSELECT * FROM nope;\nSELECT 'end';\n"
+    )
+    result = run(["-cmd", "CREATE TEMP TABLE t AS SELECT 'from -cmd' AS x"], api, stdin=stdin)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == ["from -cmd", str(len(api.state.jobs)), "end"]
+    assert result.stderr.splitlines() == [
+        'Error near line 2: near "SELEC": syntax error',
+        "Error near line 5: no such table: nope",
+    ]
+
+
+@pytest.mark.parametrize("via", ["arguments", "stdin"])
+def test_bail_stops_at_the_first_error(api: FakeOpenAI, via: str) -> None:
+    statements = ["SELECT 'before'", "SELECT * FROM fine_tuning_jobs WHERE nope", "SELECT 'after'"]
+    if via == "arguments":
+        result = run(["-bail", ":memory:", *statements], api)
+    else:
+        result = run(["-bail", ":memory:"], api, stdin=";\n".join(statements) + ";\n")
+    assert result.returncode == 1
+    assert result.stdout == "before\n"
+    assert len(result.stderr.splitlines()) == 1
+    assert "no such column: nope" in result.stderr
+    assert api.requests == []
+
+
+def test_read_goes_on_after_an_error_and_names_the_file_and_line(api: FakeOpenAI, tmp_path: Path) -> None:
+    script = tmp_path / "report.sql"
+    script.write_text("SELECT 'one';\n\nSELECT * FROM nope;\nSELECT count(*) FROM fine_tuning_jobs;\n")
+    api.add_job()
+    result = run([":memory:", f".read {script}", "SELECT 'after'"], api)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == ["one", str(len(api.state.jobs)), "after"]
+    assert result.stderr.splitlines() == [f"Error near line 3 of {script}: no such table: nope"]
+
+
+def test_missing_key_is_one_line_naming_openai_api_key(api: FakeOpenAI) -> None:
+    env = environment(None, OPENAI_BASE_URL=api.base_url)
+    result = run([":memory:", "SELECT count(*) FROM fine_tuning_jobs", "SELECT 'next'"], None, env=env)
+    assert result.returncode == 1
+    assert result.stdout == "next\n"
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: ")
+    assert "OPENAI_API_KEY" in line
+    assert api.requests == []
+
+
+@pytest.mark.parametrize("args", [["--api-key", "sk-proj-secret-1234567890"], ["--api-key=sk-proj-secret-1234567890"]])
+def test_a_key_on_the_command_line_is_refused_without_echoing_it(args: list[str]) -> None:
+    result = run([*args, ":memory:", "SELECT 1"], None)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert "OPENAI_API_KEY" in line
+    assert "secret" not in line
+
+
+def test_an_unknown_job_warns_in_one_plain_line_per_statement(api: FakeOpenAI) -> None:
+    sql = "SELECT count(*) FROM job_checkpoints('ftjob-nosuchjob')"
+    result = run([":memory:", sql, sql], api)
+    assert result.returncode == 0  # a warning is not a failure
+    assert result.stdout == "0\n0\n"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        assert line.startswith("warning: job_checkpoints: no rows for unknown")
+        assert "ftjob-nosuchjob" in line
+        assert "Warning:" not in line
+        assert ".py:" not in line
+
+
+def test_every_connection_the_shell_uses_has_the_tables(api: FakeOpenAI, tmp_path: Path) -> None:
+    api.add_job()
+    first, second, third = (tmp_path / name for name in ("first.db", "second.db", "third.db"))
+    query = "SELECT count(*), (SELECT file FROM pragma_database_list WHERE name = 'main') FROM fine_tuning_jobs"
+    result = run(
+        [
+            str(first),
+            query,
+            f".open {second}",
+            query,
+            f".py shell.adopted = apsw.Connection({str(third)!r})",  # opened behind the shell's back
+            ".connection 2",
+            query,
+            ".connection 0",
+            query,
+        ],
+        api,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    count = len(api.state.jobs)
+    assert result.stdout.splitlines() == [f"{count}|{path}" for path in (first, second, third, first)]
+
+
+def test_openai_command_shows_each_setting_masked_with_its_source(api: FakeOpenAI) -> None:
+    env = environment(api, OPENAI_ORG_ID="org-from-env", OPENAI_PROJECT_ID="proj_from_env")
+    result = run(
+        ["--organization", "org-from-option", ":memory:", ".openai", "SELECT count(*) FROM fine_tuning_jobs", ".help"],
+        api,
+        env=env,
+    )
+    assert result.returncode == 0
+    assert re.search(r"^\.openai +Show the OpenAI API settings", result.stderr, flags=re.MULTILINE)  # .help
+    settings = {
+        m[1]: (m[2], m[3]) for m in re.finditer(r"^(\w+) +(\S+) +\((\S+)\)$", result.stdout, flags=re.MULTILINE)
+    }
+    assert settings["api_key"] == (f"sk-...{api.api_key[-4:]}", "OPENAI_API_KEY")
+    assert settings["base_url"] == (api.base_url, "OPENAI_BASE_URL")
+    assert settings["organization"] == ("org-from-option", "--organization")
+    assert settings["project"] == ("proj_from_env", "OPENAI_PROJECT_ID")
+    assert api.api_key not in result.stdout
+    assert api.requests[0].headers["openai-organization"] == "org-from-option"
+
+
+@pytest.mark.parametrize(("args", "status"), [(["--no-such-option"], 1), ([":memory:", ".exit 3"], 3)])
+def test_exit_status(args: list[str], status: int) -> None:
+    result = run(args, None)
+    assert result.returncode == status
+    assert len(result.stderr.splitlines()) == (status == 1)
+
+
+# -- demo mode ----------------------------------------------------------------------------------------
+
+README_QUERY = (
+    "SELECT j.model, c.step_number, c.full_valid_loss FROM fine_tuning_jobs j JOIN job_checkpoints c "
+    "ON c.fine_tuning_job_id = j.id WHERE j.status = 'succeeded' ORDER BY c.full_valid_loss LIMIT 5"
+)
+
+
+@pytest.fixture(scope="module")
+def sample() -> FakeOpenAI:
+    """The demo's sample organization, for expectations (never started: its data is all that is read)."""
+    api = FakeOpenAI()
+    populate(api)
+    return api
+
+
+def test_demo_runs_the_readme_query_without_any_openai_setting(sample: FakeOpenAI) -> None:
+    result = run(["--demo", "-header", "-column", ":memory:", README_QUERY], None)
+    assert (result.returncode, result.stderr) == (0, "")  # no banner either: not a terminal
+    header, rule, *rows = result.stdout.splitlines()
+    assert header.split() == ["model", "step_number", "full_valid_loss"]
+    assert set(rule.replace(" ", "")) == {"-"}
+    state = sample.state
+    expected = sorted(
+        (c["metrics"]["full_valid_loss"], state.jobs[job]["model"], c["step_number"])
+        for job, checkpoints in state.checkpoints.items()
+        if state.jobs[job]["status"] == "succeeded"
+        for c in checkpoints
+    )[:5]
+    # Whole model names: apsw's own column mode would cut them to 10 characters.
+    assert [row.split() for row in rows] == [[model, str(step), str(loss)] for loss, model, step in expected]
+
+
+def test_demo_ignores_openai_variables_meant_for_the_real_api(sample: FakeOpenAI) -> None:
+    env = environment(
+        None, OPENAI_API_KEY="sk-real-key-never-sent-0000", OPENAI_BASE_URL="http://127.0.0.1:9/v1", OPENAI_ORG_ID="o"
+    )
+    result = run(["--demo", ":memory:", "SELECT count(*) FROM fine_tuning_jobs", ".openai"], None, env=env)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[0] == str(len(sample.state.jobs))
+    assert "sk-real" not in result.stdout
+    assert "127.0.0.1:9/" not in result.stdout
+    assert re.search(r"^organization +\(not set\)", result.stdout, flags=re.MULTILINE)
+
+
+def test_python_dash_m_is_the_same_program(sample: FakeOpenAI) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openai_vtab",
+            "--demo",
+            "-cmd",
+            ".mode csv",
+            ":memory:",
+            "SELECT 'jobs', count(*) FROM fine_tuning_jobs",
+        ],
+        capture_output=True,
+        text=True,
+        input="",
+        env=environment(None),
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"jobs,{len(sample.state.jobs)}\n", "")
+
+
+# -- the stock sqlite3 CLI ----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(STOCK_SQLITE3 is None, reason="the sqlite3 CLI is not installed (apt-get install sqlite3)")
+def test_stock_sqlite3_imports_typed_rows_through_the_loader(api: FakeOpenAI, tmp_path: Path) -> None:
+    tracked, other = job_with_checkpoints(api, 4), job_with_checkpoints(api, 3)
+    database = tmp_path / "mine.db"
+    with sqlite3.connect(database) as own:
+        own.execute("CREATE TABLE tracked(job_id TEXT, note TEXT)")
+        own.execute("INSERT INTO tracked VALUES (?, ?), (?, ?)", (tracked, 'it\'s "mine"', other, "not this one"))
+    own.close()
+    # Quotes, a newline and % in the query: all must survive the shell and sqlite3's dot-command quoting.
+    query = (
+        "ckpt=SELECT t.note, c.step_number, c.train_loss, c.valid_loss\n"
+        "FROM tracked t JOIN job_checkpoints c ON c.fine_tuning_job_id = t.job_id WHERE t.note LIKE '%\"mine\"%'"
+    )
+    loader = run(["--sqlite3-loader", str(database), query], api)
+    assert (loader.returncode, loader.stderr) == (0, "")
+    (tmp_path / "load.sql").write_text(loader.stdout)
+    assert api.requests == []  # generating the loader fetches nothing; the .import does
+    result = subprocess.run(
+        [STOCK_SQLITE3, str(database)],
+        input=".read load.sql\n"
+        "SELECT note, step_number, typeof(step_number), train_loss, typeof(train_loss), quote(valid_loss) FROM ckpt "
+        "ORDER BY step_number;\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment(api),
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    rows = [line.split("|") for line in result.stdout.splitlines()]
+    expected = [
+        [
+            'it\'s "mine"',
+            str(c["step_number"]),
+            "integer",
+            str(c["metrics"]["train_loss"]),
+            "real",
+            str(c["metrics"].get("valid_loss", "NULL")),
+        ]
+        for c in sorted(api.state.checkpoints[tracked], key=lambda c: c["step_number"])
+    ]
+    assert rows == expected
+    assert {r.keys for r in api.requests_to("checkpoints")} == {(tracked,)}
+
+
+# -- on a terminal ------------------------------------------------------------------------------------
+
+
+class Terminal:
+    """The console script on a pseudo-terminal (its controlling terminal, so Ctrl-C is a real SIGINT)."""
+
+    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: become the program, or die trying
+            try:
+                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+                os.execve(SCRIPT, [str(SCRIPT), *args], env)
+            finally:
+                os._exit(127)
+        self.raw = ""
+
+    def expect(self, text: str, timeout: float = 10.0) -> str:
+        """Read until ``text`` appears; everything read, without colours and carriage returns."""
+        start, deadline = len(self.raw), time.monotonic() + timeout
+        while text not in ANSI.sub("", self.raw[start:]):
+            if time.monotonic() > deadline or not self._read(deadline - time.monotonic()):
+                raise AssertionError(f"{text!r} did not appear; the terminal showed:\n{self.raw[start:]}")
+        return ANSI.sub("", self.raw[start:])
+
+    def send(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def wait(self, timeout: float) -> int:
+        """The exit status, reading what is left; fails if the program takes longer than ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.pid = 0
+                return os.waitstatus_to_exitcode(status)
+            self._read(0.05)
+        raise AssertionError(f"the shell did not exit within {timeout} s")
+
+    def close(self) -> None:
+        """Kill the program if it still runs."""
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+    def _read(self, timeout: float) -> bool:
+        if not select.select([self.fd], [], [], max(0.0, timeout))[0]:
+            return False
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError:  # EIO: the program has exited
+            return False
+        self.raw += data.decode(errors="replace")
+        return bool(data)
+
+
+def terminal_environment(api: FakeOpenAI | None, home: Path) -> dict[str, str]:
+    # HOME: readline keeps the session's history there.
+    return environment(api, TERM="dumb", HOME=str(home))
+
+
+def test_interactive_session_prompt_settings_progress_and_ctrl_c(api: FakeOpenAI, tmp_path: Path) -> None:
+    quick, slow = job_with_checkpoints(api, 150), job_with_checkpoints(api, 3)
+    shell = Terminal([":memory:"], terminal_environment(api, tmp_path))
+    try:
+        shell.expect("openai-vtab> ")
+        shell.send(f"SELECT count(*) FROM job_checkpoints('{quick}');\n")
+        assert f" {len(api.state.checkpoints[quick])} " in shell.expect("openai-vtab> ")
+        assert "fetching:" not in shell.raw  # a quick query shows no progress
+
+        shell.send(".openai\n")
+        settings = shell.expect("openai-vtab> ")
+        assert re.search(rf"^api_key +sk-\.\.\.{api.api_key[-4:]} +\(OPENAI_API_KEY\)$", settings, re.MULTILINE)
+
+        api.inject("hang", seconds=20, match=slow)
+        shell.send(f"SELECT count(*) FROM job_checkpoints('{slow}');\n")
+        shell.expect("fetching: 0 pages, 0 rows", timeout=5)
+        interrupted = time.monotonic()
+        shell.send("\x03")
+        assert "^C" in shell.expect("openai-vtab> ", timeout=5)
+        assert "\r\x1b[K" in shell.raw[shell.raw.rindex("fetching:") :]  # the progress line was erased
+
+        shell.send(".quit\n")
+        # The abandoned request still hangs on the server; the shell must not wait for it.
+        assert shell.wait(timeout=10) == 0
+        assert time.monotonic() - interrupted < 10
+        assert api.api_key not in shell.raw
+    finally:
+        shell.close()
+
+
+def test_demo_says_it_serves_sample_data_only_on_a_terminal(sample: FakeOpenAI, tmp_path: Path) -> None:
+    shell = Terminal(["--demo"], terminal_environment(None, tmp_path))
+    try:
+        shell.expect("openai-vtab> ")
+        assert f"Demo mode: sample data for {len(sample.state.jobs)} fine-tuning jobs" in ANSI.sub("", shell.raw)
+        shell.send(".quit\n")
+        assert shell.wait(timeout=10) == 0
+    finally:
+        shell.close()
