@@ -57,6 +57,9 @@ class Registration:
         self.log = log
         self.max_workers = max_workers
         self.on_wait: list[Callable[[], None]] = []
+        # Scans that received a single key (a join's inner loop) rather than an IN set: the shell reads it
+        # to suggest the concurrent IN form when a statement fetched many keys one after another.
+        self.single_key_scans = 0
         self._connection = weakref.ref(connection)
         self._executor: ThreadPoolExecutor | None = None
 
@@ -202,6 +205,8 @@ class Cursor:
             kind = step[0]
             if kind == "key":
                 keys[step[1]] = self._key_values(step[1], value, step[2])
+                if not step[2]:
+                    self.registration.single_key_scans += 1
             elif kind == "param":
                 if value is None:
                     return  # col = NULL is never true
