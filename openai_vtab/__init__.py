@@ -83,6 +83,7 @@ def register(
     connection: apsw.Connection,
     *,
     api_key: str | None = None,
+    admin_api_key: str | None = None,
     base_url: str | None = None,
     organization: str | None = None,
     project: str | None = None,
@@ -95,6 +96,7 @@ def register(
     """Make every OpenAI table available on ``connection``.
 
     Options left as None fall back to the environment, as the official SDK reads it: OPENAI_API_KEY,
+    OPENAI_ADMIN_KEY (``admin_api_key``, used for admin endpoints such as checkpoint permissions),
     OPENAI_BASE_URL (default ``https://api.openai.com/v1``), OPENAI_ORG_ID (sent as ``OpenAI-Organization``)
     and OPENAI_PROJECT_ID (sent as ``OpenAI-Project``). Nothing is sent and no key is needed until a query
     reads a table. ``timeout`` is in seconds (default 60); ``max_retries`` defaults to 2; ``max_workers``
@@ -115,6 +117,7 @@ def register(
         raise ConfigurationError(f"cache_ttl must be 0 (off) or a number of seconds, not {cache_ttl!r}")
     config = Config.resolve(
         api_key=api_key,
+        admin_api_key=admin_api_key,
         base_url=base_url,
         organization=organization,
         project=project,
