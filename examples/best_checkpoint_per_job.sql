@@ -16,15 +16,22 @@ INSERT OR REPLACE INTO temp.experiments VALUES
     ('tone-distill', 'Rewrite replies in the house tone, distilled from a larger model''s drafts'),
     ('invoice-v1', 'Pull totals and line items out of supplier invoices');
 
-WITH ranked AS (
+-- `succeeded` is read once and materialized, so that job_checkpoints can take every job id at once from the
+-- IN list (fetched concurrently) and SQLite joins the rows back through an index on the materialized jobs.
+-- A plain JOIN of the two API tables would fetch the checkpoints one job after another.
+WITH succeeded AS MATERIALIZED (
+    SELECT id, model, json_extract(metadata, '$.experiment') AS experiment
+    FROM fine_tuning_jobs WHERE status = 'succeeded'
+),
+ranked AS (
     SELECT e.name AS experiment, j.model, j.id AS job, c.step_number, c.full_valid_loss,
            c.full_valid_mean_token_accuracy,
            row_number() OVER (PARTITION BY j.id ORDER BY c.full_valid_loss) AS rank,
            max(c.step_number) OVER (PARTITION BY j.id) AS last_step
-    FROM experiments e
-    JOIN fine_tuning_jobs j ON json_extract(j.metadata, '$.experiment') = e.name
-    JOIN job_checkpoints c ON c.fine_tuning_job_id = j.id
-    WHERE j.status = 'succeeded' AND c.full_valid_loss IS NOT NULL
+    FROM job_checkpoints c
+    JOIN succeeded j ON j.id = c.fine_tuning_job_id
+    JOIN experiments e ON e.name = j.experiment
+    WHERE c.fine_tuning_job_id IN (SELECT id FROM succeeded) AND c.full_valid_loss IS NOT NULL
 )
 SELECT experiment, model, job, step_number AS best_step, last_step,
        full_valid_loss AS loss, full_valid_mean_token_accuracy AS accuracy

@@ -16,5 +16,6 @@ SELECT j.id AS job_id, j.model, j.status, j.user_provided_suffix AS suffix,
        c.train_loss, c.train_mean_token_accuracy, c.valid_loss, c.valid_mean_token_accuracy,
        c.full_valid_loss, c.full_valid_mean_token_accuracy
 FROM jobs_snapshot j
-JOIN job_checkpoints c ON c.fine_tuning_job_id = j.id;
+JOIN job_checkpoints c ON c.fine_tuning_job_id = j.id
+WHERE c.fine_tuning_job_id IN (SELECT id FROM jobs_snapshot);  -- all job ids at once: fetched concurrently
 COMMIT;

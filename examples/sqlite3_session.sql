@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS tracked_jobs(job_id TEXT PRIMARY KEY, note TEXT);
 INSERT OR IGNORE INTO tracked_jobs
 SELECT id, model || ' ' || user_provided_suffix FROM fine_tuning_jobs WHERE status = 'succeeded';
 
--- 3. Checkpoints need a job id: the loader's query joins tracked_jobs, so only those jobs are fetched.
-.read '|openai-vtab --sqlite3-loader experiments.db "checkpoints=SELECT t.note, c.*, c.fine_tuning_job_id FROM tracked_jobs t JOIN job_checkpoints c ON c.fine_tuning_job_id = t.job_id"'
+-- 3. Checkpoints need a job id: the loader's query joins tracked_jobs, so only those jobs are fetched (the IN
+--    list hands all their ids over at once, so they are fetched concurrently).
+.read '|openai-vtab --sqlite3-loader experiments.db "checkpoints=SELECT t.note, c.*, c.fine_tuning_job_id FROM tracked_jobs t JOIN job_checkpoints c ON c.fine_tuning_job_id = t.job_id WHERE c.fine_tuning_job_id IN (SELECT job_id FROM tracked_jobs)"'
 SELECT note, min(full_valid_loss) AS best_loss, count(*) AS checkpoints
 FROM checkpoints GROUP BY fine_tuning_job_id ORDER BY best_loss;

@@ -129,7 +129,9 @@ class VirtualTable:
         params_seen: set[int] = set()
         limit_ops = (apsw.SQLITE_INDEX_CONSTRAINT_LIMIT, apsw.SQLITE_INDEX_CONSTRAINT_OFFSET)
         has_in = False
-        for i in range(info.nConstraint):
+        # A key constrained both by a join's = and by an IN list must take the =: given the IN set, every row of
+        # the outer loop would fetch the whole set again. SQLite checks the constraint left unused.
+        for i in sorted(range(info.nConstraint), key=info.get_aConstraintUsage_in):
             if not info.get_aConstraint_usable(i):
                 continue
             column, op = info.get_aConstraint_iColumn(i), info.get_aConstraint_op(i)
@@ -162,9 +164,11 @@ class VirtualTable:
             info.estimatedRows = 2**62
         else:
             info.idxNum = 0
-            cost = COST_PER_KEY * (10 if has_in else 1) if self.table.keys else COST_SCAN
+            # Cost counts round trips: an IN set is fetched concurrently, a couple of rounds for a typical
+            # list, so SQLite prefers handing this table the whole set once over looping it key by key.
+            cost = COST_PER_KEY * (2 if has_in else 1) if self.table.keys else COST_SCAN
             info.estimatedCost = cost / (1 + len(params_seen))
-            info.estimatedRows = 1_000 if has_in or not self.table.keys else 100
+            info.estimatedRows = 1_000 if not self.table.keys else 200 if has_in else 100
         info.idxStr = json.dumps({"plan": plan, "used": sorted(info.colUsed)})
         return True
 
@@ -205,8 +209,6 @@ class Cursor:
             kind = step[0]
             if kind == "key":
                 keys[step[1]] = self._key_values(step[1], value, step[2])
-                if not step[2]:
-                    self.registration.single_key_scans += 1
             elif kind == "param":
                 if value is None:
                     return  # col = NULL is never true
@@ -215,6 +217,8 @@ class Cursor:
                 limit = value
             else:
                 offset = value
+        if not any(step[0] == "key" and step[2] for step in decoded["plan"]) and self.table.keys:
+            self.registration.single_key_scans += 1
         first_page = None
         if isinstance(limit, int) and limit >= 0:
             wanted = limit + (offset if isinstance(offset, int) and offset > 0 else 0)

@@ -251,3 +251,45 @@ def test_openai_requests_is_per_connection(api: FakeOpenAI, connect: Connect) ->
     one, two = connect(), connect()
     one.execute("SELECT * FROM fine_tuning_jobs").fetchall()
     assert two.execute("SELECT count(*) FROM openai_requests").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("index", ["", "PRIMARY KEY"], ids=["plain-local-table", "indexed-local-table"])
+def test_in_then_join_fetches_every_key_once_and_concurrently(api: FakeOpenAI, connect: Connect, index: str) -> None:
+    jobs = [job_with(api, 2) for _ in range(6)]
+    db = connect(cache_ttl=0)
+    db.execute(f"CREATE TABLE mine(job_id TEXT {index}, note TEXT)")
+    db.executemany("INSERT INTO mine VALUES (?, ?)", [(j, f"note {n}") for n, j in enumerate(jobs)])
+    api.latency = 0.03
+    rows = db.execute(
+        "SELECT m.note, c.step_number FROM mine m JOIN job_checkpoints c ON c.fine_tuning_job_id = m.job_id "
+        "WHERE c.fine_tuning_job_id IN (SELECT job_id FROM mine)"
+    ).fetchall()
+    assert len(rows) == 12
+    assert sorted(r.keys[0] for r in api.requests) == sorted(jobs)  # once each, not once per outer row
+    assert api.max_in_flight == 6
+
+
+def test_a_join_and_an_in_list_on_the_key_never_refetch_the_set_per_row(api: FakeOpenAI, connect: Connect) -> None:
+    # Whichever order SQLite picks for two API tables, a key constrained by both = and IN takes the =.
+    jobs = [job_with(api, 2) for _ in range(5)]
+    db = connect(cache_ttl=0)
+    rows = db.execute(
+        "SELECT j.id, c.step_number FROM fine_tuning_jobs j JOIN job_checkpoints c ON c.fine_tuning_job_id = j.id "
+        "WHERE c.fine_tuning_job_id IN (SELECT id FROM fine_tuning_jobs)"
+    ).fetchall()
+    assert len(rows) == 10
+    assert sorted(r.keys[0] for r in api.requests_to("checkpoints")) == sorted(jobs)
+
+
+def test_materialized_jobs_let_two_api_tables_join_concurrently(api: FakeOpenAI, connect: Connect) -> None:
+    jobs = [job_with(api, 2) for _ in range(6)]
+    db = connect(cache_ttl=0)
+    api.latency = 0.03
+    rows = db.execute(
+        "WITH js AS MATERIALIZED (SELECT id, model FROM fine_tuning_jobs) "
+        "SELECT j.model, c.step_number FROM job_checkpoints c JOIN js j ON j.id = c.fine_tuning_job_id "
+        "WHERE c.fine_tuning_job_id IN (SELECT id FROM js)"
+    ).fetchall()
+    assert len(rows) == 12
+    assert sorted(r.keys[0] for r in api.requests_to("checkpoints")) == sorted(jobs)
+    assert api.max_in_flight == 6
