@@ -8,6 +8,9 @@ Everything apsw's shell offers keeps working (output modes, dot-commands, ``-ini
 * errors and warnings as one plain line each on stderr, and the shell goes on (``-bail`` stops it);
 * ``.openai``: the effective API settings, the key masked, and where each setting came from;
 * on a terminal, a self-erasing progress line while a statement has waited on the API for over a second;
+* once per session, a ``hint:`` on stderr when a statement fetched many keys one at a time (a join), where
+  ``IN (SELECT ...)`` would have fetched them concurrently;
+* ``--cache-ttl SECONDS``: how long API answers are reused (``register(cache_ttl=...)``; 0 turns the cache off);
 * ``--demo``: the fake API of ``openai_vtab.testing`` on 127.0.0.1, serving a sample organization;
 * ``--sqlite3-loader``: SQL with which the stock ``sqlite3`` CLI imports query results into temp tables.
 
@@ -18,6 +21,7 @@ history.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shlex
@@ -33,14 +37,16 @@ import apsw.ext
 import apsw.shell
 
 from . import TABLES, __version__, register
+from .cache import DEFAULT_CACHE_TTL
 from .client import Config
 from .demo import populate
 from .errors import OpenAIVTabWarning
 from .log import RequestLog
+from .tables import Table
 from .testing import FakeOpenAI
 from .vtab import Registration
 
-__all__ = ["OpenAIShell", "Progress", "main"]
+__all__ = ["JoinHint", "OpenAIShell", "Progress", "main"]
 
 # Options that set an API setting, and the name .openai shows as that setting's source.
 API_OPTIONS = {"base-url": "base_url", "organization": "organization", "project": "project"}
@@ -50,6 +56,18 @@ KEY_OPTIONS = {"api-key", "api_key", "apikey", "key"}
 # .import would otherwise turn NULL (an empty field) into ''.
 CSV_NULL = "\\N"
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A statement that looked up at least this many keys one at a time, each with a round trip, earns the IN hint:
+# below it the concurrent form saves too little to interrupt the user.
+HINT_MIN_KEYS = 5
+
+
+def _path_pattern(path: str) -> re.Pattern[str]:
+    """A table's path template (``/fine_tuning/jobs/{fine_tuning_job_id}/checkpoints``) as a regex of its URLs."""
+    return re.compile("[^/]+".join(re.escape(part) for part in re.split(r"\{\w+\}", path)))
+
+
+# The request paths of the keyed tables, to name the table the hint is about.
+KEYED_PATHS = [(table, _path_pattern(table.path)) for table in TABLES if table.keys]
 
 
 class Progress:
@@ -99,6 +117,62 @@ class Progress:
         self._log = None
 
 
+class JoinHint:
+    """The one-time hint that a statement fetched many keys one at a time, where ``IN`` fetches them at once.
+
+    A join from a local table hands the API table one key per outer row, so the keys are fetched one after
+    another; ``IN (SELECT ...)`` hands over the whole set, fetched ``max_workers`` at a time. Call ``begin()``
+    before each statement and ``end()`` after it: ``end()`` returns the hint (lines ending in a newline) the first
+    time a statement qualifies, and None otherwise, including every time after that.
+    """
+
+    def __init__(self) -> None:
+        self.given = False
+        self._start: tuple[Registration, int, int, float] | None = None
+
+    def begin(self, registration: Registration) -> None:
+        """A statement starts on the connection of ``registration``: count from here."""
+        if not self.given:
+            self._start = (registration, registration.single_key_scans, registration.log.sent, time.time())
+
+    def end(self) -> str | None:
+        """The statement ended: the hint if it fetched enough keys one by one, else None."""
+        start, self._start = self._start, None
+        if start is None or self.given:
+            return None
+        registration, scans_before, sent_before, began = start
+        scans = registration.single_key_scans - scans_before
+        # Cached answers cost no round trip, so only keys that sent requests count: a repeated join whose
+        # answers all come from the cache earns no hint. (Requests also count pages and keyless tables,
+        # so this errs towards hinting, which is harmless once per session.)
+        if min(scans, registration.log.sent - sent_before) < HINT_MIN_KEYS:
+            return None
+        self.given = True
+        table = _busiest_keyed_table(registration.log, began)
+        what, key = (f"{scans} keys of {table.name}", table.keys[0]) if table else (f"{scans} keys", "<key>")
+        return (
+            f"hint: this statement fetched {what} one at a time (a join drives the table row by row);\n"
+            f"hint: WHERE {key} IN (SELECT ...) fetches up to {registration.max_workers} at once\n"
+        )
+
+
+def _busiest_keyed_table(log: RequestLog, since: float) -> Table | None:
+    """The keyed table with the most distinct keys requested (not cached) since ``since``, if any."""
+    keys: dict[str, set[str]] = {}
+    tables: dict[str, Table] = {}
+    for _, exchange in log.entries():
+        if exchange.cached or exchange.started < since:
+            continue
+        for table, pattern in KEYED_PATHS:
+            if pattern.fullmatch(exchange.path):
+                keys.setdefault(table.name, set()).add(exchange.path)
+                tables[table.name] = table
+                break
+    if not keys:
+        return None
+    return tables[max(keys, key=lambda name: len(keys[name]))]
+
+
 class OpenAIShell(apsw.shell.Shell):
     """apsw's shell with the OpenAI tables registered on every connection it uses.
 
@@ -111,6 +185,8 @@ class OpenAIShell(apsw.shell.Shell):
         self.settings: dict[str, str | None] = {}
         self.options: dict[str, str] = {}
         self.commands: list[str] = []
+        self.cache_ttl: float | None = None  # --cache-ttl; None: register()'s default
+        self.hint = JoinHint()
         self.demo = False
         self.loader = False
         self.api: FakeOpenAI | None = None
@@ -118,6 +194,8 @@ class OpenAIShell(apsw.shell.Shell):
         self.interrupted = False
         self.progress: Progress | None = None
         self._parsing = False
+        self._watching = False  # inside a user's process_sql: each statement is watched for the IN hint
+        self._pending_hint: str | None = None  # for a statement that failed: shown after its error
         super().__init__(stdin=stdin, stdout=stdout, stderr=stderr)
         self.prompt = "openai-vtab> "
         self.moreprompt = "        ...> "
@@ -132,7 +210,8 @@ class OpenAIShell(apsw.shell.Shell):
         # (.connection); checking here, where every use passes, covers them all.
         db = apsw.shell.Shell.db.fget(self)
         if db not in self.registrations:
-            registration = register(db, **self.settings)
+            options = {} if self.cache_ttl is None else {"cache_ttl": self.cache_ttl}
+            registration = register(db, **self.settings, **options)
             registration.on_wait.append(self._on_wait)
             self.registrations[db] = registration
         return db
@@ -159,6 +238,8 @@ OpenAI options:
    --base-url URL       API base URL (else OPENAI_BASE_URL, else https://api.openai.com/v1)
    --organization ORG   OpenAI-Organization header (else OPENAI_ORG_ID)
    --project PROJECT    OpenAI-Project header (else OPENAI_PROJECT_ID)
+   --cache-ttl SECONDS  reuse API answers for SECONDS (default {DEFAULT_CACHE_TTL:g});
+                        0 turns the cache off
    --sqlite3-loader     print SQL that loads [NAME=]QUERY results into temp tables of the
                         stock sqlite3 CLI (.read it there); a NAME alone loads that table
    -cmd COMMAND         run COMMAND (SQL or dot-command) before the SQL arguments
@@ -194,7 +275,7 @@ OpenAI options:
         if name in ("demo", "sqlite3-loader") and not has_value:
             setattr(self, "demo" if name == "demo" else "loader", True)
             return args[1:]
-        if name not in API_OPTIONS and name != "cmd":
+        if name not in API_OPTIONS and name not in ("cmd", "cache-ttl"):
             return None
         rest = args[1:]
         if not has_value:
@@ -203,6 +284,10 @@ OpenAI options:
             value, rest = rest[0], rest[1:]
         if name == "cmd":
             self.commands.append(value)
+        elif name == "cache-ttl":
+            self.cache_ttl = _seconds(value)
+            if self.cache_ttl is None:
+                raise self.Error(f"--cache-ttl takes a number of seconds (0 turns the cache off), not {value!r}")
         else:
             self.options[API_OPTIONS[name]] = value
         return rest
@@ -244,7 +329,10 @@ OpenAI options:
             if not self.exceptions:  # .exceptions on asks for apsw's full report instead
                 self.write_error(f"Error{self._location()}: {_one_line(error)}\n")
                 error._handle_exception_saw_this = True  # type: ignore[attr-defined]
-        super().handle_exception()
+        try:
+            super().handle_exception()
+        finally:
+            self._write_hint()
 
     def _location(self) -> str:
         if self.interactive or self.input_line_number == 0:
@@ -253,6 +341,10 @@ OpenAI options:
         return f" near line {self.input_line_number}" + ("" if name == "<stdin>" else f" of {name}")
 
     def _query_details(self, sql: str, bindings: Any) -> Any:
+        # apsw calls this before each statement of an SQL text: the previous one has finished here.
+        if self._watching:
+            self._write_hint(self.hint.end())
+            self.hint.begin(self.registrations[self.db])
         # apsw's process_sql prints a statement that fails to prepare itself, over three lines (message,
         # statement, caret); raising it instead sends it through handle_exception like any other error.
         details = super()._query_details(sql, bindings)
@@ -263,7 +355,10 @@ OpenAI options:
     def handle_interrupt(self) -> None:
         """Ctrl-C: interrupt the statement (apsw's way), and remember that a request may still be in flight."""
         self.interrupted = True
-        super().handle_interrupt()
+        try:
+            super().handle_interrupt()
+        finally:
+            self._write_hint()  # after the "^C": a join stopped for being slow is when the hint helps most
 
     def _show_warning(
         self, message: Warning | str, category: type[Warning], filename: str, lineno: int, *args: Any
@@ -318,15 +413,32 @@ OpenAI options:
     output_columns = output_column
 
     def process_sql(self, sql: str, bindings: Any = None, internal: bool = False, summary: Any = None) -> None:
-        """Run SQL text, with the progress line (on a terminal) while it waits for the API."""
-        if self.progress is None:
-            super().process_sql(sql, bindings, internal, summary)
-            return
-        self.progress.start(self.registrations[self.db].log)
+        """Run SQL text, with the progress line (on a terminal) while it waits for the API, and the one-time
+        hint about ``IN`` after a statement that fetched many keys one at a time."""
+        self._write_hint()  # left by a failed statement whose error was not reported through handle_exception
+        if self.progress is not None:
+            self.progress.start(self.registrations[self.db].log)
+        watching, self._watching = self._watching, not internal
         try:
             super().process_sql(sql, bindings, internal, summary)
+        except BaseException:
+            if self._watching:
+                # The error comes first (handle_exception, handle_interrupt), then the hint.
+                self._pending_hint = self.hint.end()
+            raise
+        else:
+            if self._watching:
+                self._write_hint(self.hint.end())
         finally:
-            self.progress.stop()
+            self._watching = watching
+            if self.progress is not None:
+                self.progress.stop()
+
+    def _write_hint(self, hint: str | None = None) -> None:
+        """Write ``hint``, or else the one left pending by a failed statement, on stderr."""
+        hint, self._pending_hint = hint or self._pending_hint, None
+        if hint:
+            self.write(self.stderr, hint)
 
     def command_openai(self, cmd: list[str]) -> None:
         """openai: Show the OpenAI API settings of this connection, and where each came from
@@ -345,6 +457,10 @@ OpenAI options:
             self.write(self.stdout, f"{name:<{name_width}}  {value:<{value_width}}  ({source})\n")
         tables = [f"{t.name}({', '.join(t.keys)})" if t.keys else t.name for t in TABLES]
         self.write(self.stdout, f"{'tables':<{name_width}}  {', '.join([*tables, 'openai_requests'])}\n")
+        cache = registration.client.cache
+        ttl = f"{cache.ttl:g}" if cache is not None and cache.enabled else "0"
+        source = "--cache-ttl" if self.cache_ttl is not None else "default"
+        self.write(self.stdout, f"{'cache_ttl':<{name_width}}  {ttl:<{value_width}}  ({source})\n")
         log = registration.log
         self.write(self.stdout, f"{'fetched':<{name_width}}  {log.sent} requests, {log.items} rows\n")
 
@@ -468,14 +584,24 @@ OpenAI options:
         return "\n".join(out) + "\n"
 
     def _api_arguments(self) -> list[str]:
+        cache = [] if self.cache_ttl is None else [f"--cache-ttl={self.cache_ttl:g}"]
         if self.demo:
-            return ["--demo"]
-        return [f"{OPTION_OF[setting]}={value}" for setting, value in self.options.items()]
+            return ["--demo", *cache]
+        return [*(f"{OPTION_OF[setting]}={value}" for setting, value in self.options.items()), *cache]
 
 
 def _is_terminal(stream: Any) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def _seconds(text: str) -> float | None:
+    """``text`` as a finite number of seconds, at least 0; None if it is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def _one_line(error: BaseException) -> str:

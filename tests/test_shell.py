@@ -234,6 +234,119 @@ def test_exit_status(args: list[str], status: int) -> None:
     assert len(result.stderr.splitlines()) == (status == 1)
 
 
+# -- the IN hint and the cache ------------------------------------------------------------------------
+
+JOIN = "SELECT count(*) FROM my_experiments e JOIN job_checkpoints c ON c.fine_tuning_job_id = e.job_id"
+IN_FORMS = {
+    "in": "SELECT count(*) FROM job_checkpoints WHERE fine_tuning_job_id IN (SELECT job_id FROM my_experiments)",
+    # The README's form for when the rows must be joined back.
+    "in-then-join": "SELECT count(*) FROM job_checkpoints c JOIN my_experiments e ON e.job_id = c.fine_tuning_job_id "
+    "WHERE c.fine_tuning_job_id IN (SELECT job_id FROM my_experiments)",
+}
+
+
+def hint(keys: int, workers: int = 8) -> str:
+    """The shell's one-time hint, as it reads after a join that fetched ``keys`` checkpoint lists one by one."""
+    return (
+        f"hint: this statement fetched {keys} keys of job_checkpoints one at a time (a join drives the table row "
+        "by row);\n"
+        f"hint: WHERE fine_tuning_job_id IN (SELECT ...) fetches up to {workers} at once\n"
+    )
+
+
+def experiments(api: FakeOpenAI, count: int) -> tuple[list[str], list[str]]:
+    """``count`` jobs with 3 checkpoints each, and the -cmd arguments of a temp table my_experiments naming them."""
+    jobs = [job_with_checkpoints(api, 3) for _ in range(count)]
+    values = ", ".join(f"('{job}')" for job in jobs)
+    return jobs, ["-cmd", f"CREATE TEMP TABLE my_experiments(job_id TEXT); INSERT INTO my_experiments VALUES {values}"]
+
+
+def test_a_join_over_many_keys_hints_at_in_once_per_session(api: FakeOpenAI) -> None:
+    jobs, setup = experiments(api, 6)
+    # With the cache off, each run of the join fetches all 6 jobs one by one again: it qualifies each time.
+    result = subprocess.run(
+        [str(SCRIPT), "--cache-ttl", "0", *setup, ":memory:", f"SELECT 'first'; {JOIN}; SELECT 'next'; {JOIN}"],
+        input=f"{JOIN};\n",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream, to see where the hint falls
+        text=True,
+        env=environment(api),
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert result.stdout == f"first\n18\n{hint(6)}next\n18\n"  # right after the statement that earned it
+    assert len(api.requests_to("checkpoints")) == 2 * len(jobs)
+
+
+def test_the_hint_comes_after_the_error_of_a_failed_join(api: FakeOpenAI) -> None:
+    jobs, setup = experiments(api, 6)
+    api.fail(400, match=jobs[-1])  # not retried: the join fails at its last key
+    result = subprocess.run(
+        [str(SCRIPT), *setup, ":memory:", f"{JOIN} ORDER BY e.rowid"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment(api),
+        timeout=60,
+    )
+    assert result.returncode == 1
+    error, *hints = result.stdout.splitlines(keepends=True)
+    assert error.startswith("Error: job_checkpoints: ")
+    assert "".join(hints) == hint(6)
+
+
+@pytest.mark.parametrize("form", IN_FORMS)
+def test_in_over_the_same_keys_gives_no_hint(api: FakeOpenAI, form: str) -> None:
+    jobs, setup = experiments(api, 6)
+    result = run([*setup, ":memory:", IN_FORMS[form]], api)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "18\n", "")
+    assert len(api.requests_to("checkpoints")) == len(jobs)
+
+
+def test_a_join_over_fewer_than_a_handful_of_keys_gives_no_hint(api: FakeOpenAI) -> None:
+    _, setup = experiments(api, 4)
+    result = run(["--cache-ttl", "0", *setup, ":memory:", JOIN, JOIN], api)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "12\n12\n", "")
+
+
+def test_a_join_answered_from_the_cache_gives_no_hint(api: FakeOpenAI) -> None:
+    jobs, setup = experiments(api, 6)
+    result = run([*setup, ":memory:", IN_FORMS["in"], JOIN], api)  # IN fills the cache; the join costs nothing
+    assert (result.returncode, result.stdout, result.stderr) == (0, "18\n18\n", "")
+    assert len(api.requests_to("checkpoints")) == len(jobs)
+
+
+@pytest.mark.parametrize(("args", "fetches"), [([], 1), (["--cache-ttl", "0"], 2), (["--cache-ttl=0.5"], 1)])
+def test_cache_ttl_sets_how_long_answers_are_reused(api: FakeOpenAI, args: list[str], fetches: int) -> None:
+    job = job_with_checkpoints(api, 3)
+    query = f"SELECT count(*) FROM job_checkpoints('{job}')"
+    result = run([*args, ":memory:", query, query, ".openai"], api)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("3\n3\n")
+    assert len(api.requests_to("checkpoints")) == fetches
+    ttl, source = ("300", "default") if not args else (args[-1].rpartition("=")[2], "--cache-ttl")
+    assert re.search(rf"^cache_ttl +{re.escape(ttl)} +\({source}\)$", result.stdout, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "inf", "nan"])
+def test_cache_ttl_must_be_a_number_of_seconds(api: FakeOpenAI, value: str) -> None:
+    result = run(["--cache-ttl", value, ":memory:", "SELECT count(*) FROM fine_tuning_jobs"], api)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"Error: --cache-ttl takes a number of seconds (0 turns the cache off), not {value!r}\n"
+    assert api.requests == []
+
+
+def test_the_sqlite3_loader_passes_cache_ttl_on() -> None:
+    result = run(["--demo", "--cache-ttl", "0", "--sqlite3-loader", ":memory:", "models"], None)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert " --demo --cache-ttl=0 -csv " in result.stdout
+
+
+def test_help_documents_cache_ttl() -> None:
+    result = run(["-help"], None)
+    assert re.search(r"^ +--cache-ttl SECONDS +reuse API answers", result.stdout + result.stderr, re.MULTILINE)
+
+
 # -- demo mode ----------------------------------------------------------------------------------------
 
 README_QUERY = (
@@ -252,7 +365,9 @@ def sample() -> FakeOpenAI:
 
 def test_demo_runs_the_readme_query_without_any_openai_setting(sample: FakeOpenAI) -> None:
     result = run(["--demo", "-header", "-column", ":memory:", README_QUERY], None)
-    assert (result.returncode, result.stderr) == (0, "")  # no banner either: not a terminal
+    assert result.returncode == 0
+    # No banner (not a terminal); the query joins the succeeded jobs one by one, so the IN hint is all there is.
+    assert result.stderr == hint(sum(job["status"] == "succeeded" for job in sample.state.jobs.values()))
     header, rule, *rows = result.stdout.splitlines()
     assert header.split() == ["model", "step_number", "full_valid_loss"]
     assert set(rule.replace(" ", "")) == {"-"}
