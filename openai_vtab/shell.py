@@ -152,7 +152,8 @@ class JoinHint:
         what, key = (f"{scans} keys of {table.name}", table.keys[0]) if table else (f"{scans} keys", "<key>")
         return (
             f"hint: this statement fetched {what} one at a time (a join drives the table row by row);\n"
-            f"hint: WHERE {key} IN (SELECT ...) fetches up to {registration.max_workers} at once\n"
+            f"hint: WHERE {key} IN (SELECT ...) fetches up to {registration.max_workers} at once "
+            "(README: Joins and IN lists)\n"
         )
 
 
@@ -438,6 +439,7 @@ OpenAI options:
         """Write ``hint``, or else the one left pending by a failed statement, on stderr."""
         hint, self._pending_hint = hint or self._pending_hint, None
         if hint:
+            self.stdout.flush()  # the statement's rows first, where both streams reach one terminal or file
             self.write(self.stderr, hint)
 
     def command_openai(self, cmd: list[str]) -> None:
