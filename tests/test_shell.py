@@ -250,7 +250,7 @@ def hint(keys: int, workers: int = 8) -> str:
     return (
         f"hint: this statement fetched {keys} keys of job_checkpoints one at a time (a join drives the table row "
         "by row);\n"
-        f"hint: WHERE fine_tuning_job_id IN (SELECT ...) fetches up to {workers} at once\n"
+        f"hint: WHERE fine_tuning_job_id IN (SELECT ...) fetches up to {workers} at once (README: Joins and IN lists)\n"
     )
 
 
