@@ -14,7 +14,8 @@ import apsw
 
 from ._version import __version__
 from .cache import DEFAULT_CACHE_TTL, ResponseCache
-from .client import Client, Config
+from .client import Client
+from .config import Config
 from .errors import (
     APIConnectionError,
     APIError,
@@ -141,7 +142,8 @@ def register(
 
 def _warn_about_clashes(connection: apsw.Connection) -> None:
     """A user's own table silently wins over an eponymous table of the same name: say so, and how to reach ours."""
-    names = {table.name for table in TABLES}
+    aliased = {table.name for table in TABLES}
+    names = aliased | {"openai_requests"}
     for schema in [row[1] for row in connection.execute("PRAGMA database_list")]:
         quoted = schema.replace('"', '""')
         for (name,) in connection.execute(
@@ -151,7 +153,7 @@ def _warn_about_clashes(connection: apsw.Connection) -> None:
                 warnings.warn(
                     TableNameClashWarning(
                         f"your {schema}.{name} hides openai_vtab's {name} table: queries of {name} read yours; "
-                        f"use {ALIAS_PREFIX}{name} for the OpenAI one"
+                        + (f"use {ALIAS_PREFIX}{name} for ours" if name in aliased else "rename yours to reach ours")
                     ),
                     stacklevel=3,
                 )

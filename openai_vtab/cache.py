@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 __all__ = ["DEFAULT_CACHE_BYTES", "DEFAULT_CACHE_TTL", "ResponseCache"]
 
@@ -27,11 +27,6 @@ class ResponseCache:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    @property
-    def enabled(self) -> bool:
-        """False when the TTL is 0 (caching switched off)."""
-        return self.ttl > 0
-
     def get(self, key: Hashable) -> tuple[int, bytes] | None:
         """The fresh ``(status, body)`` stored under ``key``, or None."""
         with self._lock:
@@ -47,7 +42,7 @@ class ResponseCache:
 
     def put(self, key: Hashable, status: int, body: bytes) -> None:
         """Store a response; one larger than the whole bound is not kept."""
-        if not self.enabled or len(body) > self.max_bytes:
+        if len(body) > self.max_bytes:
             return
         with self._lock:
             if key in self._entries:
@@ -56,6 +51,12 @@ class ResponseCache:
             self._bytes += len(body)
             while self._bytes > self.max_bytes:
                 self._drop(next(iter(self._entries)))
+
+    def discard(self, matches: Callable[[Hashable], bool]) -> None:
+        """Forget the entries whose key ``matches``."""
+        with self._lock:
+            for key in [key for key in self._entries if matches(key)]:
+                self._drop(key)
 
     def clear(self) -> None:
         """Forget everything."""

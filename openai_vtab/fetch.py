@@ -37,7 +37,8 @@ class RowStream:
     Up to ``window`` sources have their first page in flight at once, which is what makes an
     ``IN (...)`` list of keys cost about ``ceil(keys / window)`` round trips. A source's later pages are
     fetched only when its previous page is used up, so a LIMIT that stops early saves the rest.
-    ``on_not_found(source, error)`` decides what a 404 means (the stream skips the source if it returns).
+    ``on_not_found(source, error)`` decides what a 404 on a source's first page means (the stream skips the
+    source if it returns); a 404 on a later page always fails the stream.
     """
 
     def __init__(
@@ -75,6 +76,8 @@ class RowStream:
             try:
                 rows = self._wait(future)
             except NotFoundError as error:
+                if current.pager.pages:
+                    raise  # a later page vanished: the rows so far are not the whole answer
                 current.pager.done = True
                 self._on_not_found(current, error)
                 continue

@@ -2,7 +2,7 @@
 
 Every GET the tables make (or that the cache answers) is kept here, newest last, up to a bound, so a user
 can see what a query cost: ``SELECT count(*), sum(ms) FROM openai_requests``. ``DELETE FROM
-openai_requests`` empties it. Entries never hold the host or the key.
+openai_requests`` empties it (a WHERE clause deletes just the rows it matches). Entries never hold the host or the key.
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ class RequestLog:
         with self._lock:
             return list(self._entries)
 
-    def clear(self) -> None:
-        """Forget every entry (the running totals stay)."""
+    def remove(self, seq: int) -> None:
+        """Forget the entry with sequence number ``seq`` (the running totals stay)."""
         with self._lock:
-            self._entries.clear()
+            self._entries = deque((entry for entry in self._entries if entry[0] != seq), self._entries.maxlen)
 
 
 class LogModule:
@@ -74,8 +74,6 @@ class LogModule:
     def Connect(self, connection: apsw.Connection, *args: str) -> tuple[str, LogTable]:  # noqa: N802
         """Declare the log's schema."""
         return LOG_SCHEMA, LogTable(self.log)
-
-    Create = Connect
 
 
 class LogTable:
@@ -94,8 +92,8 @@ class LogTable:
         return LogCursor(self.log)
 
     def UpdateDeleteRow(self, rowid: int) -> None:  # noqa: N802
-        """DELETE empties the log; deleting some rows only is not supported."""
-        self.log.clear()
+        """DELETE removes the entries it matches (rowid = sequence number)."""
+        self.log.remove(rowid)
 
     def UpdateInsertRow(self, rowid: int | None, fields: tuple[Any, ...]) -> None:  # noqa: N802
         """The log is written by the tables only."""
@@ -107,8 +105,6 @@ class LogTable:
 
     def Disconnect(self) -> None:  # noqa: N802
         """Nothing to release."""
-
-    Destroy = Disconnect
 
 
 class LogCursor:

@@ -38,7 +38,7 @@ import apsw.shell
 
 from . import TABLES, __version__, register
 from .cache import DEFAULT_CACHE_TTL
-from .client import Config
+from .config import Config
 from .demo import populate
 from .errors import OpenAIVTabWarning
 from .log import RequestLog
@@ -460,7 +460,7 @@ OpenAI options:
         tables = [f"{t.name}({', '.join(t.keys)})" if t.keys else t.name for t in TABLES]
         self.write(self.stdout, f"{'tables':<{name_width}}  {', '.join([*tables, 'openai_requests'])}\n")
         cache = registration.client.cache
-        ttl = f"{cache.ttl:g}" if cache is not None and cache.enabled else "0"
+        ttl = f"{cache.ttl:g}" if cache is not None else "0"
         source = "--cache-ttl" if self.cache_ttl is not None else "default"
         self.write(self.stdout, f"{'cache_ttl':<{name_width}}  {ttl:<{value_width}}  ({source})\n")
         log = registration.log

@@ -55,7 +55,8 @@ class Fault:
     """A programmed misbehaviour, applied to the next ``times`` requests whose path contains ``match``,
     after letting ``skip`` such requests through untouched.
 
-    ``kind`` is one of: ``status`` (answer ``status`` with the error envelope and ``headers``), ``hang``
+    ``kind`` is one of: ``status`` (answer ``status`` with the error envelope, or ``body`` if given, and
+    ``headers``), ``hang``
     (sleep ``seconds`` before answering normally), ``disconnect`` (close the socket without answering), or a
     broken 200 body: ``not-json``, ``truncated``, ``no-data``, ``item-without-id``, ``repeat-cursor``
     (send the same page with ``has_more`` forever), ``empty-has-more`` (no data, ``has_more`` true).
@@ -69,6 +70,7 @@ class Fault:
     headers: Mapping[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     message: str = "The server had an error while processing your request."
+    body: bytes | None = None
 
 
 class _State:
@@ -503,6 +505,8 @@ class FakeOpenAI:
             return 0, {}, None
         try:
             if fault is not None and fault.kind == "status":
+                if fault.body is not None:  # not the API's envelope: a proxy's or a web server's page
+                    return fault.status, dict(fault.headers), fault.body
                 raise _Error(fault.status, fault.message, type="server_error" if fault.status >= 500 else "requests")
             self._authorize(route, headers)
             if method != "GET":

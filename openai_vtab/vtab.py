@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -62,13 +63,31 @@ class Registration:
         self.single_key_scans = 0
         self._connection = weakref.ref(connection)
         self._executor: ThreadPoolExecutor | None = None
+        self._abandoned = threading.Event()
 
     @property
     def executor(self) -> ThreadPoolExecutor:
         """The worker pool, started on first use so that ``register()`` costs nothing."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="openai-vtab")
+            self._abandoned = threading.Event()
+            self._executor = ThreadPoolExecutor(
+                self.max_workers,
+                thread_name_prefix="openai-vtab",
+                initializer=self.client.start_worker,
+                initargs=(self._abandoned,),
+            )
         return self._executor
+
+    def abandon(self) -> None:
+        """Give up on every request in flight (after an interrupt, or when the connection closes).
+
+        Queued fetches are cancelled and retry sleeps cut short; a request already on the wire ends within
+        its timeout, on a pool the next query no longer waits for.
+        """
+        if self._executor is not None:
+            self._abandoned.set()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     def clear_cache(self) -> int:
         """Forget every cached response; returns how many there were (also ``SELECT openai_clear_cache()``)."""
@@ -83,6 +102,7 @@ class Registration:
         """Stop the query if the connection was interrupted (Ctrl-C in the shell); run the wait hooks."""
         connection = self._connection()
         if connection is not None and connection.is_interrupted:
+            self.abandon()
             raise apsw.InterruptError("interrupted while waiting for the OpenAI API")
         for hook in self.on_wait:
             hook()
@@ -100,8 +120,6 @@ class TableModule:
     ) -> tuple[str, VirtualTable]:
         """Declare the table's schema to SQLite."""
         return self.table.schema(), VirtualTable(self.table, self.registration)
-
-    Create = Connect
 
 
 class VirtualTable:
@@ -177,9 +195,8 @@ class VirtualTable:
         return Cursor(self)
 
     def Disconnect(self) -> None:  # noqa: N802
-        """Nothing to release: the registration outlives the table."""
-
-    Destroy = Disconnect
+        """The connection is closing (or the table was registered again): stop what is still fetching."""
+        self.registration.abandon()
 
 
 class Cursor:
@@ -267,15 +284,18 @@ class Cursor:
                     f"{self.table.name}: {name} must be text ({self.table.key_doc.get(name, 'an id')}), "
                     f"not {_sql_type(v)} {_short(v)}: quote the value, or CAST it AS TEXT if it really is an id"
                 )
-            if not v or len(v) > MAX_KEY_LENGTH:
-                self._warn_unknown(name, v, "no id can be empty or longer than 512 characters")
+            if v in ("", ".", "..") or len(v) > MAX_KEY_LENGTH:
+                # Also "." and "..": URL normalisation would turn them into another route, whatever the encoding.
+                self._warn_unknown(name, v, f"no id is empty, '.', '..' or longer than {MAX_KEY_LENGTH} characters")
                 continue
             usable.append(v)
         return usable
 
     def _not_found(self, source: Source, error: NotFoundError) -> None:
-        if not self.table.keys:
-            raise error  # a 404 on a keyless list means a wrong base URL, not an unknown key
+        # Only the API's own "no such object" is about the key. A 404 on a keyless list, one without the API's
+        # error envelope, or the API's "Invalid URL" means a wrong base URL: that must fail, not look empty.
+        if not self.table.keys or error.type is None or error.message.find("Invalid URL") >= 0:
+            raise error
         names = ", ".join(f"{k}={v!r}" for k, v in zip(self.table.keys, source.key, strict=True))
         self._warn_unknown(names, None, "the API answered HTTP 404; check the id")
 

@@ -8,7 +8,7 @@ import apsw
 import pytest
 
 import openai_vtab
-from openai_vtab.client import DEFAULT_BASE_URL, Config, mask_key
+from openai_vtab.config import DEFAULT_BASE_URL, Config, mask_key
 from openai_vtab.testing import FakeOpenAI
 
 

@@ -100,11 +100,13 @@ def test_registrations_with_different_credentials_never_share_rows(api: FakeOpen
 
 
 def test_cache_identity_separates_key_org_project_and_base_url() -> None:
-    from openai_vtab.client import Client, Config
+    from openai_vtab.client import Client
+    from openai_vtab.config import Config
 
     def identity(key: str = "sk-test-a", **options: object) -> tuple[object, ...]:
         base = {"api_key": key, "base_url": "http://127.0.0.1:1/v1", "environ": {}}
-        return Client(Config.resolve(**{**base, **options})).identity(key)
+        config = Config.resolve(**{**base, **options})
+        return Client(config)._identity(config.credential())
 
     variants = [
         identity(),
@@ -293,3 +295,11 @@ def test_materialized_jobs_let_two_api_tables_join_concurrently(api: FakeOpenAI,
     assert len(rows) == 12
     assert sorted(r.keys[0] for r in api.requests_to("checkpoints")) == sorted(jobs)
     assert api.max_in_flight == 6
+
+
+def test_delete_with_a_where_clause_removes_just_those_rows(api: FakeOpenAI, db: apsw.Connection) -> None:
+    job = job_with(api, 2)
+    db.execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()
+    db.execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()  # answered by the cache
+    db.execute("DELETE FROM openai_requests WHERE cached = 1")
+    assert db.execute("SELECT seq, cached FROM openai_requests").fetchall() == [(1, 0)]

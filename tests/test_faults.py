@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,8 @@ from hypothesis import strategies as st
 
 import openai_vtab
 from openai_vtab import client
-from openai_vtab.client import Config, _Answer, _Retry
+from openai_vtab.client import _Answer, _Retry
+from openai_vtab.config import Config
 from openai_vtab.testing import FakeOpenAI
 
 Connect = Callable[..., apsw.Connection]
@@ -156,7 +158,7 @@ def test_a_server_that_stops_answering_times_out(api: FakeOpenAI, connect: Conne
     job = job_with(api, 1)
     api.inject("hang", seconds=5)
     started = time.monotonic()
-    with pytest.raises(openai_vtab.APITimeoutError, match=r"no answer within 0\.3 s"):
+    with pytest.raises(openai_vtab.APITimeoutError, match=r"no answer within the read timeout of 0\.3 s"):
         connect(timeout=0.3, max_retries=0).execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()
     assert time.monotonic() - started < 4  # it gave up long before the server's 5 s hang ended
 
@@ -226,7 +228,6 @@ def test_more_pages_than_the_cap_is_stopped(
     ("kind", "error", "message"),
     [
         ("not-json", openai_vtab.APIResponseValidationError, "answered 200 with a body that is not JSON"),
-        ("truncated", openai_vtab.APIConnectionError, "broke off before the whole answer arrived"),
         ("no-data", openai_vtab.APIResponseValidationError, "is not an object with a 'data' list"),
         ("item-without-id", openai_vtab.APIResponseValidationError, r"has an item without a string 'id' at data\[0\]"),
     ],
@@ -242,12 +243,62 @@ def test_broken_bodies_give_an_api_error_naming_the_endpoint(
     assert isinstance(caught.value, openai_vtab.APIError)
 
 
-def test_a_broken_body_is_not_cached(api: FakeOpenAI, db: apsw.Connection) -> None:
-    job = job_with(api, 3)
-    api.inject("not-json")
-    with pytest.raises(openai_vtab.APIResponseValidationError):
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("not-json", openai_vtab.APIResponseValidationError),
+        ("no-data", openai_vtab.APIResponseValidationError),
+        ("item-without-id", openai_vtab.APIResponseValidationError),
+        ("empty-has-more", openai_vtab.PaginationError),
+        ("repeat-cursor", openai_vtab.PaginationError),
+    ],
+)
+def test_a_broken_answer_is_not_cached(api: FakeOpenAI, db: apsw.Connection, kind: str, error: type[Exception]) -> None:
+    job = job_with(api, 150)
+    api.inject(kind, times=2)
+    with pytest.raises(error):
         db.execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()
+    api.clear()  # the server is fine again: trying again must ask it, not replay the broken answer
+    assert db.execute("SELECT count(*) FROM job_checkpoints(?)", (job,)).fetchone() == (150,)
+    assert api.requests
+
+
+def test_a_body_that_breaks_off_is_retried(api: FakeOpenAI, db: apsw.Connection) -> None:
+    job = job_with(api, 3)
+    api.inject("truncated")
     assert db.execute("SELECT count(*) FROM job_checkpoints(?)", (job,)).fetchone() == (3,)
+    assert len(api.requests) == 2
+    assert log(db) == [(200, 2, 0, None)]
+
+
+def test_a_body_that_keeps_breaking_off_fails_clearly(api: FakeOpenAI, db: apsw.Connection) -> None:
+    job = job_with(api, 3)
+    api.inject("truncated", times=10)
+    message = r"broke off before the whole answer arrived \(IncompleteRead\(.*\)\), 3 attempt\(s\); nothing partial"
+    with pytest.raises(openai_vtab.APIConnectionError, match=message):
+        db.execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()
+    assert len(api.requests) == 3
+
+
+def test_a_404_on_a_later_page_fails_instead_of_looking_complete(api: FakeOpenAI, db: apsw.Connection) -> None:
+    job = job_with(api, 250)
+    api.fail(404, skip=1)
+    with pytest.raises(openai_vtab.NotFoundError, match="HTTP 404"):
+        db.execute("SELECT count(*) FROM job_checkpoints(?)", (job,)).fetchall()
+
+
+def test_a_wrong_base_url_fails_on_keyed_tables_too(api: FakeOpenAI, connect: Connect) -> None:
+    job = job_with(api, 2)
+    db = connect(base_url=api.base_url.removesuffix("/v1"))
+    with pytest.raises(openai_vtab.NotFoundError, match="Invalid URL"):
+        db.execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()
+
+
+def test_a_404_without_the_apis_error_envelope_fails(api: FakeOpenAI, db: apsw.Connection) -> None:
+    job = job_with(api, 2)
+    api.inject("status", status=404, body=b"<html><body>404 Not Found</body></html>")
+    with pytest.raises(openai_vtab.NotFoundError):
+        db.execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()
 
 
 def test_interrupt_stops_a_long_fetch(api: FakeOpenAI, db: apsw.Connection) -> None:
@@ -280,11 +331,11 @@ def test_a_wrong_type_key_from_a_joined_table_gives_a_clear_error(api: FakeOpenA
         db.execute("SELECT * FROM runs r JOIN job_checkpoints c ON c.fine_tuning_job_id = r.job").fetchall()
 
 
-@pytest.mark.parametrize("value", ["", "x" * 10_000], ids=["empty", "10k-chars"])
+@pytest.mark.parametrize("value", ["", ".", "..", "x" * 10_000], ids=["empty", "dot", "dot-dot", "10k-chars"])
 def test_empty_and_huge_keys_give_no_rows_a_warning_and_no_request(
     api: FakeOpenAI, db: apsw.Connection, value: str
 ) -> None:
-    with pytest.warns(openai_vtab.UnknownKeyWarning, match="no id can be empty or longer than 512"):
+    with pytest.warns(openai_vtab.UnknownKeyWarning, match=r"no id is empty, '\.', '\.\.' or longer than 512"):
         assert db.execute("SELECT * FROM job_checkpoints(?)", (value,)).fetchall() == []
     assert api.requests == []
 
@@ -467,3 +518,94 @@ def test_two_connections_in_two_threads_never_mix(api: FakeOpenAI) -> None:
         assert {r.headers.get("openai-organization") for r in other.requests} == {"org-other"}
     finally:
         other.stop()
+
+
+def test_the_first_retry_backs_off_half_a_second_then_doubles() -> None:
+    from urllib3.util.retry import RequestHistory
+
+    def after(failures: int) -> float:
+        history = tuple(RequestHistory("GET", "/", None, 503, None) for _ in range(failures))
+        return _Retry(total=10, history=history).get_backoff_time()
+
+    assert after(0) == 0.0
+    for failures, base in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 8.0), (9, 8.0)]:
+        assert base <= after(failures) <= base + 0.25
+
+
+def test_a_5xx_asking_for_too_long_a_wait_says_so(api: FakeOpenAI, db: apsw.Connection) -> None:
+    job = job_with(api, 1)
+    api.fail(503, times=5, headers={"Retry-After": "120"})
+    with pytest.raises(openai_vtab.InternalServerError, match="the server asked to wait 120 s, longer than the 30 s"):
+        db.execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()
+    assert len(api.requests) == 1
+
+
+def test_the_attempt_count_in_messages_is_the_real_one(api: FakeOpenAI, connect: Connect) -> None:
+    job = job_with(api, 1)
+    api.fail(503, times=1, headers=FAST)
+    api.fail(400, times=1)
+    with pytest.raises(openai_vtab.BadRequestError):
+        connect(max_retries=5).execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()
+    api.fail(503, times=2, headers=FAST)
+    api.fail(502, times=2)
+    with pytest.raises(openai_vtab.InternalServerError, match=r"gave up after 4 attempt\(s\)"):
+        connect(max_retries=3).execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()
+
+
+@pytest.mark.parametrize("fault", ["hang", "status"])
+def test_no_exception_carries_the_key_along(api: FakeOpenAI, connect: Connect, fault: str) -> None:
+    job = job_with(api, 1)
+    api.api_key = SECRET
+    db = connect(api_key=SECRET, timeout=0.2, max_retries=0)
+    if fault == "hang":
+        api.inject("hang", seconds=2)
+    else:
+        api.fail(500, headers=FAST)
+    with pytest.raises(openai_vtab.APIError) as caught:
+        db.execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()
+    error: BaseException | None = caught.value
+    while error is not None:  # requests' own exceptions hold the request and its Authorization header
+        assert SECRET not in repr(vars(error)) and SECRET not in str(error.args)
+        error = error.__cause__ or error.__context__
+    for frame, _ in traceback.walk_tb(caught.tb):
+        assert all(SECRET not in repr(value) for value in frame.f_locals.values()), frame.f_code.co_name
+
+
+def test_a_proxy_never_sees_requests_for_this_machine(
+    api: FakeOpenAI, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = job_with(api, 2)
+    with FakeOpenAI(api_key=None) as proxy:
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert connect().execute("SELECT count(*) FROM job_checkpoints(?)", (job,)).fetchone() == (2,)
+        assert proxy.requests == []
+
+
+def test_an_interrupted_fetch_does_not_hold_up_the_next_query(api: FakeOpenAI, connect: Connect) -> None:
+    slow, quick = job_with(api, 1), job_with(api, 1)
+    db = connect(max_workers=1)
+    api.inject("hang", seconds=5, match=slow)
+    threading.Timer(0.2, db.interrupt).start()
+    with pytest.raises(apsw.InterruptError):
+        db.execute("SELECT * FROM job_checkpoints(?)", (slow,)).fetchall()
+    started = time.monotonic()
+    assert db.execute("SELECT count(*) FROM job_checkpoints(?)", (quick,)).fetchone() == (1,)
+    assert time.monotonic() - started < 2  # not stuck behind the abandoned request on the one worker
+
+
+def test_an_interrupt_cuts_retry_sleeps_short(api: FakeOpenAI, connect: Connect) -> None:
+    job = job_with(api, 1)
+    db = connect()
+    api.fail(503, times=3, headers={"Retry-After": "20"})
+    registration_threads = threading.active_count()
+    threading.Timer(0.2, db.interrupt).start()
+    with pytest.raises(apsw.InterruptError):
+        db.execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()
+    deadline = time.monotonic() + 3
+    while threading.active_count() >= registration_threads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(api.requests) == 1  # the worker woke from its 20 s sleep and gave up without retrying
+    assert threading.active_count() < registration_threads

@@ -567,3 +567,10 @@ def test_readme_documents_the_table_and_all_its_columns(table: Table) -> None:
     documented = {m.group(1) for line in section if (m := re.match(r"\| `([^`]+)` \|", line))}
     wanted = [c.name for c in table.columns] + list(table.keys)
     assert [c for c in wanted if c not in documented] == [], f"columns of {table.name} missing from the README"
+
+
+def test_a_user_table_named_openai_requests_is_warned_about() -> None:
+    db = apsw.Connection(":memory:")
+    db.execute("CREATE TABLE openai_requests(x)")
+    with pytest.warns(openai_vtab.TableNameClashWarning, match="your main.openai_requests hides .* rename yours"):
+        openai_vtab.register(db, api_key="sk-test-unused-key-000000", base_url="http://127.0.0.1:9/v1")

@@ -1,0 +1,195 @@
+"""Settings of one registration, read as the official SDK reads them, and the keys they hold.
+
+A key lives in exactly two places: a ``Config`` field kept out of ``repr``, and a ``Credential`` that puts it
+in the Authorization header of a request. Everything a user can see shows it masked (``sk-...wxyz``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from .errors import ConfigurationError, MissingAPIKeyError
+
+__all__ = ["DEFAULT_BASE_URL", "Config", "Credential", "mask_key"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_RETRIES = 2
+
+
+def mask_key(key: str | None) -> str:
+    """A key shown safely: its prefix and last four characters (``sk-...wxyz``), never more."""
+    if not key:
+        return "(not set)"
+    prefix = "sk-" if key.startswith("sk-") else ""
+    return f"{prefix}...{key[-4:]}" if len(key) >= 12 else f"{prefix}..."
+
+
+def is_loopback(host: str) -> bool:
+    """True for this machine: localhost, 127.0.0.0/8, ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Credential(requests.auth.AuthBase):
+    """A key as requests use it: sets the bearer header, and otherwise shows only where it came from.
+
+    ``source`` names its origin with the key masked (``OPENAI_API_KEY (sk-...wxyz)``), for error messages;
+    ``identity`` is a hash of it, for cache keys.
+    """
+
+    __slots__ = ("_key", "identity", "source")
+
+    def __init__(self, key: str, source: str) -> None:
+        self._key = key
+        self.source = source
+        self.identity = hashlib.sha256(key.encode()).hexdigest()
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._key}"
+        return request
+
+    def __repr__(self) -> str:
+        return f"Credential({self.source})"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Effective settings of one ``register()`` call, and where each came from.
+
+    ``sources`` maps a setting name to ``"option"``, the environment variable it was read from, or
+    ``"default"``. The keys are kept out of ``repr`` so that a printed config can never leak them.
+    """
+
+    api_key: str | None = field(repr=False)
+    admin_api_key: str | None = field(default=None, repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    organization: str | None = None
+    project: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    allow_insecure_http: bool = False
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        api_key: str | None = None,
+        admin_api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        allow_insecure_http: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> Config:
+        """Settings from keyword options, falling back to the environment as the official SDK reads it."""
+        env = os.environ if environ is None else environ
+        sources: dict[str, str] = {}
+
+        def pick(name: str, option: Any, variable: str | None, default: Any) -> Any:
+            if option is not None:
+                sources[name] = "option"
+                return option
+            if variable and env.get(variable):
+                sources[name] = variable
+                return env[variable]
+            sources[name] = "default"
+            return default
+
+        config = cls(
+            api_key=pick("api_key", api_key, "OPENAI_API_KEY", None),
+            admin_api_key=pick("admin_api_key", admin_api_key, "OPENAI_ADMIN_KEY", None),
+            base_url=pick("base_url", base_url, "OPENAI_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
+            organization=pick("organization", organization, "OPENAI_ORG_ID", None),
+            project=pick("project", project, "OPENAI_PROJECT_ID", None),
+            timeout=float(pick("timeout", timeout, None, DEFAULT_TIMEOUT)),
+            max_retries=int(pick("max_retries", max_retries, None, DEFAULT_MAX_RETRIES)),
+            allow_insecure_http=allow_insecure_http,
+            sources=sources,
+        )
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Reject settings that cannot work or would expose the key, before anything is sent."""
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(
+                f"base URL {self.base_url!r} is not an http(s) URL: set OPENAI_BASE_URL or base_url= to "
+                f"something like {DEFAULT_BASE_URL}"
+            )
+        if parts.scheme == "http" and not self.loopback and not self.allow_insecure_http:
+            raise ConfigurationError(
+                f"base URL {self.base_url!r} is plain http to a remote host, which would send the API key in "
+                "clear text: use https, or pass allow_insecure_http=True to register() if you really mean it"
+            )
+        if self.timeout <= 0:
+            raise ConfigurationError(f"timeout must be a positive number of seconds, not {self.timeout!r}")
+        if self.max_retries < 0:
+            raise ConfigurationError(f"max_retries must be 0 or more, not {self.max_retries!r}")
+
+    @property
+    def loopback(self) -> bool:
+        """True when the base URL points at this machine."""
+        return is_loopback(urlsplit(self.base_url).hostname or "")
+
+    @property
+    def host(self) -> str:
+        """host:port of the base URL, for messages."""
+        return urlsplit(self.base_url).netloc
+
+    def credential(self, admin: bool = False) -> Credential:
+        """The key for a request. Admin endpoints use the admin key when one is set, else the normal key."""
+        if admin and self.admin_api_key:
+            return Credential(self.admin_api_key, self._origin("admin_api_key", "OPENAI_ADMIN_KEY"))
+        if self.api_key:
+            source = self._origin("api_key", "OPENAI_API_KEY")
+            if admin:
+                source = f"{source[:-1]}; admin endpoints use OPENAI_ADMIN_KEY or register(admin_api_key=...) when set)"
+            return Credential(self.api_key, source)
+        raise MissingAPIKeyError(
+            "no OpenAI API key: set the OPENAI_API_KEY environment variable"
+            + (" (or OPENAI_ADMIN_KEY for this admin endpoint)" if admin else "")
+            + ", or pass api_key= to openai_vtab.register() (or run the shell with --demo to try it on sample data)"
+        )
+
+    def _origin(self, name: str, variable: str) -> str:
+        key = getattr(self, name)
+        origin = f"register({name}=...)" if self.sources.get(name) == "option" else variable
+        return f"{origin} ({mask_key(key)})"
+
+    def scrub(self, text: str) -> str:
+        """Server text with any of our keys masked: some servers echo a rejected key in their message."""
+        for key in (self.api_key, self.admin_api_key):
+            if key and key in text:
+                text = text.replace(key, mask_key(key))
+        return text
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(setting, value, source) rows for display, with the keys masked."""
+        values = {
+            "api_key": mask_key(self.api_key),
+            "admin_api_key": mask_key(self.admin_api_key),
+            "base_url": self.base_url,
+            "organization": self.organization or "(not set)",
+            "project": self.project or "(not set)",
+            "timeout": f"{self.timeout:g} s",
+            "max_retries": str(self.max_retries),
+        }
+        return [(name, value, self.sources.get(name, "default")) for name, value in values.items()]
