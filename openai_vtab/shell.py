@@ -99,9 +99,11 @@ class Progress:
             return
         pages, rows = self._log.sent - self._base[0], self._log.items - self._base[1]
         text = f"fetching: {pages} page{'s' * (pages != 1)}, {rows} rows, {now - self._began:.0f} s (Ctrl-C stops)"
+        # Marked shown first: Ctrl-C raises KeyboardInterrupt between any two lines, and a drawn line that
+        # is not marked would never be erased.
+        self.shown = True
         self.stream.write(f"\r{text}\x1b[K")
         self.stream.flush()
-        self.shown = True
 
     def clear(self) -> None:
         """Erase the line (before anything else is written), and wait another ``delay`` before redrawing."""
