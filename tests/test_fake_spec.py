@@ -28,27 +28,22 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import pytest
 import requests
+from shared_spec import SPEC_PATH, require_spec
 
 from openai_vtab.testing import FakeOpenAI
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "openapi" / "openapi.yaml"
 README_PATH = SPEC_PATH.with_name("README.md")
 SPEC_URI = "urn:openai:openapi.yaml"
 
-if not SPEC_PATH.is_file():
-    pytest.skip(
-        f"the OpenAI OpenAPI spec is not at {SPEC_PATH} (CI checks ../shared out beside the repository)",
-        allow_module_level=True,
-    )
+require_spec()
 
 yaml = pytest.importorskip("yaml", reason="pyyaml is needed to read the spec: pip install -e '.[test]'")
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is needed: pip install -e '.[test]'")

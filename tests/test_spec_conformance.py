@@ -62,14 +62,14 @@ from urllib.parse import parse_qsl, urlsplit
 import apsw
 import pytest
 import requests
+from shared_spec import SPEC_PATH, require_spec
 
 import openai_vtab
-from openai_vtab import TABLES, Registration, Table, TableModule, UnknownKeyWarning
+from openai_vtab import TABLES, Registration, Table, TableModule
 from openai_vtab.client import Pager, encode_path
 from openai_vtab.tables import Column
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "openapi" / "openapi.yaml"
 STEADY_VERSION = "0.22.2"
 START_TIMEOUT = 30.0
 LOG_TIMEOUT = 5.0
@@ -77,11 +77,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "
 # Ids that must stay one path segment: the client percent-encodes everything, and Steady must match the route.
 AWKWARD_ID = "ft:gpt-4o-mini:org::x/../../models?limit=abc#frag"
 
-if not SPEC_PATH.is_file():
-    pytest.skip(
-        f"the OpenAI OpenAPI spec is not at {SPEC_PATH} (CI checks ../shared out beside the repository)",
-        allow_module_level=True,
-    )
+require_spec()
 
 yaml = pytest.importorskip("yaml", reason="pyyaml is needed to read the spec: pip install -e '.[test]'")
 
@@ -633,7 +629,8 @@ def test_detection_catches_a_table_with_an_undeclared_query_param(
 def test_detection_catches_a_table_with_a_wrong_path(
     recorder: RecordingProxy, steady: Steady, connect: Connect
 ) -> None:
-    """A mistyped path gives only a warning and no rows through SQL; Steady's verdict makes it a failure."""
+    """A mistyped path fails through SQL (a 404 that is not the API's answer about a key), and Steady's verdict
+    names the problem."""
     db, registration = connect()
     broken = Table(
         name="negative_control_path",
@@ -643,9 +640,10 @@ def test_detection_catches_a_table_with_a_wrong_path(
         example="SELECT id FROM negative_control_path('ftjob-1')",
     )
     db.create_module(broken.name, TableModule(broken, registration), **_MODULE_OPTIONS)
-    with pytest.warns(UnknownKeyWarning):
-        rows = db.execute("SELECT id FROM negative_control_path('ftjob-1') LIMIT 3").fetchall()
-    assert rows == []
+    with pytest.raises(
+        openai_vtab.NotFoundError, match=r"negative_control_path: GET .*/checkpoint failed with HTTP 404"
+    ):
+        db.execute("SELECT id FROM negative_control_path('ftjob-1') LIMIT 3").fetchall()
     problems = _judge(steady, recorder.take(), broken.path)
     assert any("x-steady-request-valid: 'false'" in p for p in problems), problems
     assert any("E2001" in p for p in problems), problems
