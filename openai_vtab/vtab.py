@@ -153,7 +153,7 @@ class VirtualTable:
             if not info.get_aConstraint_usable(i):
                 continue
             column, op = info.get_aConstraint_iColumn(i), info.get_aConstraint_op(i)
-            # An ids' equality is byte equality: under another collation (NOCASE...) the API cannot answer.
+            # An id's equality is byte equality: under another collation (NOCASE...) the API cannot answer.
             binary = info.get_aConstraint_collation(i) == "BINARY"
             if op == apsw.SQLITE_INDEX_CONSTRAINT_EQ and binary and column in self.key_index.values():
                 if column in keys_seen:
