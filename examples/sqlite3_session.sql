@@ -4,8 +4,9 @@
 --   sqlite3 experiments.db < examples/sqlite3_session.sql
 --
 -- `openai-vtab --sqlite3-loader DATABASE [NAME=QUERY ...]` prints SQL that creates a typed temp table per
--- NAME and fills it with `.import` from `openai-vtab -csv` running QUERY on the same database file, so a
--- query can join your own tables first. Write `openai-vtab --demo` below to use the sample data instead.
+-- NAME and fills it by running QUERY in `openai-vtab` on the same database file (so a query can join your own
+-- tables first); the rows arrive as INSERTs inside a savepoint, so a table gets all of them or none.
+-- Write `openai-vtab --demo` below to use the sample data instead.
 .headers on
 .mode column
 

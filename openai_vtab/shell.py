@@ -52,9 +52,8 @@ __all__ = ["JoinHint", "OpenAIShell", "Progress", "main"]
 API_OPTIONS = {"base-url": "base_url", "organization": "organization", "project": "project"}
 OPTION_OF = {setting: f"--{option}" for option, setting in API_OPTIONS.items()}
 KEY_OPTIONS = {"api-key", "api_key", "apikey", "key"}
-# apsw's -nullvalue resolves backslash escapes, so this reaches the CSV as \N; the stock sqlite3 CLI's
-# .import would otherwise turn NULL (an empty field) into ''.
-CSV_NULL = "\\N"
+# The savepoint that makes rows loaded into the stock sqlite3 CLI all-or-nothing.
+SAVEPOINT = "openai_vtab_rows"
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A statement that looked up at least this many keys one at a time, each with a round trip, earns the IN hint:
 # below it the concurrent form saves too little to interrupt the user.
@@ -192,6 +191,7 @@ class OpenAIShell(apsw.shell.Shell):
         self.hint = JoinHint()
         self.demo = False
         self.loader = False
+        self.rows_into: str | None = None  # --sqlite3-rows TABLE: print the rows as INSERTs for sqlite3
         self.api: FakeOpenAI | None = None
         self.failures = 0
         self.interrupted = False
@@ -278,7 +278,7 @@ OpenAI options:
         if name in ("demo", "sqlite3-loader") and not has_value:
             setattr(self, "demo" if name == "demo" else "loader", True)
             return args[1:]
-        if name not in API_OPTIONS and name not in ("cmd", "cache-ttl"):
+        if name not in API_OPTIONS and name not in ("cmd", "cache-ttl", "sqlite3-rows"):
             return None
         rest = args[1:]
         if not has_value:
@@ -287,6 +287,10 @@ OpenAI options:
             value, rest = rest[0], rest[1:]
         if name == "cmd":
             self.commands.append(value)
+        elif name == "sqlite3-rows":
+            if not IDENTIFIER.fullmatch(value):
+                raise self.Error(f"--sqlite3-rows takes a plain table name, not {value!r}")
+            self.rows_into = value
         elif name == "cache-ttl":
             self.cache_ttl = _seconds(value)
             if self.cache_ttl is None:
@@ -501,6 +505,8 @@ OpenAI options:
             if self.loader:
                 self.write(self.stdout, self.sqlite3_loader(sqls))
                 return 0
+            if self.rows_into is not None:
+                return self.sqlite3_rows(self.rows_into, sqls)
             for init in inits:
                 self._attempt(self.command_read, [init])
             for command in self.commands:
@@ -556,10 +562,10 @@ OpenAI options:
         if database != ":memory:" and not database.startswith("file:"):
             database = os.path.abspath(database)
         program = [sys.executable, "-m", "openai_vtab", *self._api_arguments()]
-        command = [*program, "-csv", "-header", "-nullvalue", CSV_NULL.replace("\\", "\\\\"), database]
         out = [
-            "-- Made by openai-vtab --sqlite3-loader. .read it in the stock sqlite3 CLI: each .import runs",
-            "-- openai-vtab, which fetches the rows afresh (read it again to refresh). NULLs travel as \\N.",
+            "-- Made by openai-vtab --sqlite3-loader. .read it in the stock sqlite3 CLI: each .read '|...' runs",
+            "-- openai-vtab, which fetches the rows afresh (read it again to refresh) and prints them as INSERTs",
+            "-- inside a savepoint: a table gets all its rows or none, and a failure is an error here too.",
         ]
         for name, query in wanted:
             if not IDENTIFIER.fullmatch(name):
@@ -572,20 +578,40 @@ OpenAI options:
                         f'{name}="SELECT c.*, c.{table.keys[0]} FROM ... JOIN {name} c ON c.{table.keys[0]} = ..."'
                     )
                 query = f'SELECT * FROM "{name}"'
-            columns = _unique([(n, t or "NUMERIC") for n, t in apsw.ext.query_info(self.db, query).description])
+            info = apsw.ext.query_info(self.db, query)
+            if not query.strip() or (info.query_remaining or "").strip():
+                raise self.Error(f"--sqlite3-loader: {name}= needs exactly one SELECT statement, not {query!r}")
+            # A column SQLite declares no type for (a computed one) gets none: its values keep their own types.
+            columns = _unique([(n, t or "") for n, t in info.description])
             table = _identifier(name)
-            definition = ", ".join(f"{_identifier(column)} {kind}" for column, kind in columns)
-            restore = ", ".join(
-                f"{q} = NULLIF({q}, {_literal(CSV_NULL)})" for q in (_identifier(c) for c, _ in columns)
-            )
-            pipe = _dot_argument("|" + shlex.join([*command, query]))
+            definition = ", ".join(f"{_identifier(column)} {kind}".rstrip() for column, kind in columns)
+            pipe = _dot_argument("|" + shlex.join([*program, "--sqlite3-rows", name, database, query]))
             out += [
                 f"DROP TABLE IF EXISTS temp.{table};",
                 f"CREATE TEMP TABLE {table}({definition});",
-                f".import --csv --skip 1 --schema temp {pipe} {name}",
-                f"UPDATE temp.{table} SET {restore};",
+                f".read {pipe}",
             ]
         return "\n".join(out) + "\n"
+
+    def sqlite3_rows(self, table: str, sqls: Sequence[str]) -> int:
+        """The child side of the loader: the rows of ``sqls`` as INSERTs into ``table``, for sqlite3 to read.
+
+        The inserts run inside a savepoint that is released only if every statement succeeded; otherwise it
+        is rolled back, and a statement that cannot succeed makes the failure an error in sqlite3 too (with
+        ``.bail on`` it stops there). Either way the table never holds part of an answer.
+        """
+        self.header = False
+        self.command_mode(["insert", table])
+        self.write(self.stdout, f"SAVEPOINT {SAVEPOINT};\n")
+        for sql in sqls:
+            self._attempt(self.process_complete_line, sql)
+            if self.failures:
+                failed = f"openai-vtab could not load {table} (the error is above); nothing was loaded"
+                undo = f"ROLLBACK TO {SAVEPOINT};\nRELEASE {SAVEPOINT};\n"
+                self.write(self.stdout, f"{undo}SELECT * FROM {_identifier(failed)};\n")
+                return 1
+        self.write(self.stdout, f"RELEASE {SAVEPOINT};\n")
+        return 0
 
     def _api_arguments(self) -> list[str]:
         cache = [] if self.cache_ttl is None else [f"--cache-ttl={self.cache_ttl:g}"]
@@ -628,10 +654,6 @@ def _unique(columns: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _dot_argument(text: str) -> str:

@@ -339,7 +339,7 @@ def test_cache_ttl_must_be_a_number_of_seconds(api: FakeOpenAI, value: str) -> N
 def test_the_sqlite3_loader_passes_cache_ttl_on() -> None:
     result = run(["--demo", "--cache-ttl", "0", "--sqlite3-loader", ":memory:", "models"], None)
     assert (result.returncode, result.stderr) == (0, "")
-    assert " --demo --cache-ttl=0 -csv " in result.stdout
+    assert " --demo --cache-ttl=0 --sqlite3-rows models " in result.stdout
 
 
 def test_help_documents_cache_ttl() -> None:
@@ -461,6 +461,36 @@ def test_stock_sqlite3_imports_typed_rows_through_the_loader(api: FakeOpenAI, tm
     ]
     assert rows == expected
     assert {r.keys for r in api.requests_to("checkpoints")} == {(tracked,)}
+
+
+@pytest.mark.skipif(STOCK_SQLITE3 is None, reason="the sqlite3 CLI is not installed (apt-get install sqlite3)")
+@pytest.mark.parametrize("bail", [True, False], ids=["bail", "no-bail"])
+def test_stock_sqlite3_never_keeps_part_of_an_answer(api: FakeOpenAI, tmp_path: Path, bail: bool) -> None:
+    job = job_with_checkpoints(api, 250)
+    loader = run(["--sqlite3-loader", ":memory:", f"ckpt=SELECT id, step_number FROM job_checkpoints('{job}')"], api)
+    (tmp_path / "load.sql").write_text(loader.stdout)
+    api.fail(400, skip=1, match=job)  # the second page fails, after the first page's 100 rows were printed
+    result = subprocess.run(
+        [STOCK_SQLITE3, ":memory:"],
+        input=(".bail on\n" if bail else "") + ".read load.sql\nSELECT 'rows', count(*) FROM ckpt;\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment(api),
+        timeout=60,
+    )
+    assert len(api.requests) == 2
+    assert "HTTP 400" in result.stderr and "openai-vtab could not load ckpt" in result.stderr
+    if bail:
+        assert (result.returncode, result.stdout) == (1, "")
+    else:
+        assert result.stdout == "rows|0\n"
+
+
+def test_the_loader_refuses_more_than_one_statement(api: FakeOpenAI) -> None:
+    result = run(["--sqlite3-loader", ":memory:", "x=SELECT 1; SELECT 2"], api)
+    assert result.returncode == 1
+    assert "x= needs exactly one SELECT statement" in result.stderr
 
 
 # -- on a terminal ------------------------------------------------------------------------------------
