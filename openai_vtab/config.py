@@ -44,6 +44,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _text(value: Any) -> Any:
+    # A key pasted from a file often carries its line ending (or a Windows \r): it is never part of the key.
+    return value.strip() if isinstance(value, str) else value
+
+
 class Credential(requests.auth.AuthBase):
     """A key as requests use it: sets the bearer header, and otherwise shows only where it came from.
 
@@ -113,11 +118,11 @@ class Config:
             return default
 
         config = cls(
-            api_key=pick("api_key", api_key, "OPENAI_API_KEY", None),
-            admin_api_key=pick("admin_api_key", admin_api_key, "OPENAI_ADMIN_KEY", None),
-            base_url=pick("base_url", base_url, "OPENAI_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
-            organization=pick("organization", organization, "OPENAI_ORG_ID", None),
-            project=pick("project", project, "OPENAI_PROJECT_ID", None),
+            api_key=_text(pick("api_key", api_key, "OPENAI_API_KEY", None)),
+            admin_api_key=_text(pick("admin_api_key", admin_api_key, "OPENAI_ADMIN_KEY", None)),
+            base_url=_text(pick("base_url", base_url, "OPENAI_BASE_URL", DEFAULT_BASE_URL)).rstrip("/"),
+            organization=_text(pick("organization", organization, "OPENAI_ORG_ID", None)),
+            project=_text(pick("project", project, "OPENAI_PROJECT_ID", None)),
             timeout=float(pick("timeout", timeout, None, DEFAULT_TIMEOUT)),
             max_retries=int(pick("max_retries", max_retries, None, DEFAULT_MAX_RETRIES)),
             allow_insecure_http=allow_insecure_http,
@@ -139,6 +144,16 @@ class Config:
                 f"base URL {self.base_url!r} is plain http to a remote host, which would send the API key in "
                 "clear text: use https, or pass allow_insecure_http=True to register() if you really mean it"
             )
+        for name in ("api_key", "admin_api_key", "organization", "project"):
+            value = getattr(self, name)
+            # These travel in HTTP headers, where a control character is refused by requests with an error
+            # that quotes the whole header (the key included), and non-Latin-1 text cannot be sent at all.
+            if value is not None and (not value.isprintable() or not value.isascii()):
+                shown = mask_key(value) if name.endswith("api_key") else repr(value)
+                raise ConfigurationError(
+                    f"{name} ({shown}, from {self.sources.get(name, 'default')}) holds characters an HTTP header "
+                    "cannot carry (control characters or non-ASCII text): check how it was set"
+                )
         if self.timeout <= 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, not {self.timeout!r}")
         if self.max_retries < 0:

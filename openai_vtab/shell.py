@@ -51,7 +51,8 @@ __all__ = ["JoinHint", "OpenAIShell", "Progress", "main"]
 # Options that set an API setting, and the name .openai shows as that setting's source.
 API_OPTIONS = {"base-url": "base_url", "organization": "organization", "project": "project"}
 OPTION_OF = {setting: f"--{option}" for option, setting in API_OPTIONS.items()}
-KEY_OPTIONS = {"api-key", "api_key", "apikey", "key"}
+# An option whose name holds one of these may carry a secret: refused, and its value never echoed.
+SECRET_WORDS = ("key", "token", "secret")
 # The savepoint that makes rows loaded into the stock sqlite3 CLI all-or-nothing.
 SAVEPOINT = "openai_vtab_rows"
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -199,6 +200,7 @@ class OpenAIShell(apsw.shell.Shell):
         self._parsing = False
         self._watching = False  # inside a user's process_sql: each statement is watched for the IN hint
         self._pending_hint: str | None = None  # for a statement that failed: shown after its error
+        self._partial: list[str] = []  # the lines of an SQL text not complete yet
         super().__init__(stdin=stdin, stdout=stdout, stderr=stderr)
         self.prompt = "openai-vtab> "
         self.moreprompt = "        ...> "
@@ -269,7 +271,7 @@ OpenAI options:
     def process_unknown_args(self, args: list[str]) -> list[str] | None:
         """Our options (apsw has removed the leading dashes); None for anything else."""
         name, has_value, value = args[0].partition("=")
-        if name.replace("_", "-") in KEY_OPTIONS:
+        if any(word in name.lower() for word in SECRET_WORDS):
             # Never echo what followed: it may be a key.
             raise self.Error(
                 "the API key is never taken from the command line (it would show in process lists and shell "
@@ -279,6 +281,8 @@ OpenAI options:
             setattr(self, "demo" if name == "demo" else "loader", True)
             return args[1:]
         if name not in API_OPTIONS and name not in ("cmd", "cache-ttl", "sqlite3-rows"):
+            if has_value:  # apsw would echo the value, which may be a secret
+                raise self.Error(f"Unrecognized argument '{name}=...'")
             return None
         rest = args[1:]
         if not has_value:
@@ -319,6 +323,18 @@ OpenAI options:
                     self._attempt(self.process_complete_line, line)
             finally:
                 self.pop_input()
+
+    def get_line(self, prompt: str = "") -> str | None:
+        """One line of input; at its end, a ``;`` for SQL that lacks only its last one (sqlite3 runs it)."""
+        if prompt != self.moreprompt:
+            self._partial = []
+        text = super().get_line(prompt)
+        if text is not None:
+            self._partial.append(text)
+        elif self._partial and apsw.complete("\n".join(self._partial) + "\n;"):
+            self._partial = []
+            return ";"
+        return text
 
     def process_complete_line(self, command: str) -> None:
         """Run one SQL text or dot-command (nothing while the command line is being parsed)."""
@@ -671,6 +687,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = 130
     except SystemExit as exit:  # .exit, .quit, -help, -version
         status = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        if status == 0 and shell.failures and not shell.interactive:
+            status = 1  # as sqlite3: a failed statement in batch use is not forgiven by a later .quit
     if shell.interrupted:
         # A request abandoned by Ctrl-C may still be waiting for its answer on a worker thread, and Python
         # would wait for it (up to the timeout) before exiting.

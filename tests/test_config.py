@@ -103,3 +103,19 @@ def test_every_error_is_exported_under_one_base() -> None:
         if isinstance(obj, type) and issubclass(obj, Exception) and not issubclass(obj, Warning):
             assert issubclass(obj, openai_vtab.OpenAIVTabError), name
             assert getattr(openai_vtab, name) is obj, f"{name} is not importable from openai_vtab"
+
+
+def test_surrounding_whitespace_is_trimmed_from_settings(api: FakeOpenAI) -> None:
+    db = apsw.Connection(":memory:")
+    config = openai_vtab.register(db, api_key=f" {api.api_key}\r\n", base_url=api.base_url + "\n").config
+    assert (config.api_key, config.base_url) == (api.api_key, api.base_url)
+    db.execute("SELECT * FROM fine_tuning_jobs").fetchall()
+    assert api.requests[0].headers["authorization"] == f"Bearer {api.api_key}"
+
+
+@pytest.mark.parametrize("option", ["api_key", "admin_api_key", "organization", "project"])
+def test_settings_a_header_cannot_carry_fail_at_register_time(option: str) -> None:
+    value = "sk-test-SECRET\x00-in-the-middle-0000" if option.endswith("api_key") else "ünïcode\tx"
+    with pytest.raises(openai_vtab.ConfigurationError, match=f"{option} .* holds characters an HTTP header") as caught:
+        openai_vtab.register(apsw.Connection(":memory:"), **{option: value})
+    assert "SECRET" not in str(caught.value)

@@ -415,6 +415,56 @@ def test_python_dash_m_is_the_same_program(sample: FakeOpenAI) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, f"jobs,{len(sample.state.jobs)}\n", "")
 
 
+def test_a_last_statement_without_its_semicolon_runs_as_in_sqlite3(api: FakeOpenAI, tmp_path: Path) -> None:
+    api.add_job()
+    piped = run([":memory:"], api, stdin="SELECT 1;\nSELECT count(*) FROM fine_tuning_jobs -- no semicolon")
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, "1\n1\n", "")
+    (tmp_path / "x.sql").write_text("SELECT 2;\nSELECT 3\n")
+    read = run([":memory:", f".read {tmp_path / 'x.sql'}"], api)
+    assert (read.returncode, read.stdout, read.stderr) == (0, "2\n3\n", "")
+
+
+@pytest.mark.parametrize("how", ["stdin", "arguments"])
+def test_quit_after_a_failure_keeps_exit_status_1(api: FakeOpenAI, how: str) -> None:
+    if how == "stdin":
+        result = run([":memory:"], api, stdin="SELECT * FROM nope;\n.quit\n")
+    else:
+        result = run([":memory:", "SELECT * FROM nope", ".quit"], api)
+    assert result.returncode == 1
+    assert result.stderr.count("no such table: nope") == 1
+
+
+SECRET = "sk-proj-SECRET-abcdef123456789"
+
+
+@pytest.mark.parametrize("option", ["--OPENAI_API_KEY", "--openai-api-key", "--API-KEY", "--admin-key", "--token"])
+def test_options_that_look_like_keys_are_refused_without_echo(api: FakeOpenAI, option: str) -> None:
+    result = run([f"{option}={SECRET}", ":memory:", "SELECT 1"], api)
+    assert result.returncode == 1
+    assert "never taken from the command line" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_unknown_options_never_echo_their_value(api: FakeOpenAI) -> None:
+    result = run([f"--whatever={SECRET}", ":memory:", "SELECT 1"], api)
+    assert (result.returncode, result.stderr) == (1, "Error: Unrecognized argument 'whatever=...'\n")
+
+
+def test_a_key_with_a_line_ending_is_trimmed_and_never_shown(api: FakeOpenAI) -> None:
+    api.add_job()
+    env = environment(api, OPENAI_API_KEY=api.api_key + "\r\n")
+    result = run([":memory:", "SELECT count(*) FROM fine_tuning_jobs"], None, env=env)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "1\n", "")
+
+
+def test_settings_with_control_characters_fail_clearly(api: FakeOpenAI) -> None:
+    env = environment(api, OPENAI_ORG_ID="org-x\x01", OPENAI_API_KEY="sk-test-\x07-SECRET-0000")
+    result = run([":memory:", "SELECT 1"], None, env=env)
+    assert result.returncode == 1
+    assert "holds characters an HTTP header cannot carry" in result.stderr
+    assert "SECRET" not in result.stderr
+
+
 # -- the stock sqlite3 CLI ----------------------------------------------------------------------------
 
 
