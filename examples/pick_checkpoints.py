@@ -18,13 +18,16 @@ import apsw
 import openai_vtab
 
 BEST_CHECKPOINTS = """
-WITH ranked AS (
-    SELECT j.id AS job, c.step_number, c.full_valid_loss, c.fine_tuned_model_checkpoint AS model,
-           row_number() OVER (PARTITION BY j.id ORDER BY c.full_valid_loss) AS rank,
-           max(c.step_number) OVER (PARTITION BY j.id) AS last_step
-    FROM fine_tuning_jobs j
-    JOIN job_checkpoints c ON c.fine_tuning_job_id = j.id
-    WHERE j.status = 'succeeded' AND c.full_valid_loss IS NOT NULL
+WITH succeeded AS MATERIALIZED (
+    SELECT id FROM fine_tuning_jobs WHERE status = 'succeeded'
+),
+ranked AS (
+    -- The IN list hands every job id to job_checkpoints at once: they are fetched concurrently.
+    SELECT c.fine_tuning_job_id AS job, c.step_number, c.full_valid_loss, c.fine_tuned_model_checkpoint AS model,
+           row_number() OVER (PARTITION BY c.fine_tuning_job_id ORDER BY c.full_valid_loss) AS rank,
+           max(c.step_number) OVER (PARTITION BY c.fine_tuning_job_id) AS last_step
+    FROM job_checkpoints c
+    WHERE c.fine_tuning_job_id IN (SELECT id FROM succeeded) AND c.full_valid_loss IS NOT NULL
 )
 SELECT job, model, step_number, last_step, full_valid_loss FROM ranked
 WHERE rank = 1 AND full_valid_loss <= ?

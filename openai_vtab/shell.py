@@ -25,10 +25,12 @@ import math
 import os
 import re
 import shlex
+import signal
 import sys
 import time
 import warnings
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
@@ -42,7 +44,6 @@ from .config import Config
 from .demo import populate
 from .errors import OpenAIVTabWarning
 from .log import RequestLog
-from .tables import Table
 from .testing import FakeOpenAI
 from .vtab import Registration
 
@@ -51,6 +52,8 @@ __all__ = ["JoinHint", "OpenAIShell", "Progress", "main"]
 # Options that set an API setting, and the name .openai shows as that setting's source.
 API_OPTIONS = {"base-url": "base_url", "organization": "organization", "project": "project"}
 OPTION_OF = {setting: f"--{option}" for option, setting in API_OPTIONS.items()}
+# Options followed by a value (apsw's and ours), so that they can be told from SQL arguments.
+VALUE_OPTIONS = {"init", "separator", "nullvalue", "encoding", "cmd", "cache-ttl", "sqlite3-rows", *API_OPTIONS}
 # An option whose name holds one of these may carry a secret: refused, and its value never echoed.
 SECRET_WORDS = ("key", "token", "secret")
 # The savepoint that makes rows loaded into the stock sqlite3 CLI all-or-nothing.
@@ -59,15 +62,6 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A statement that looked up at least this many keys one at a time, each with a round trip, earns the IN hint:
 # below it the concurrent form saves too little to interrupt the user.
 HINT_MIN_KEYS = 5
-
-
-def _path_pattern(path: str) -> re.Pattern[str]:
-    """A table's path template (``/fine_tuning/jobs/{fine_tuning_job_id}/checkpoints``) as a regex of its URLs."""
-    return re.compile("[^/]+".join(re.escape(part) for part in re.split(r"\{\w+\}", path)))
-
-
-# The request paths of the keyed tables, to name the table the hint is about.
-KEYED_PATHS = [(table, _path_pattern(table.path)) for table in TABLES if table.keys]
 
 
 class Progress:
@@ -130,50 +124,35 @@ class JoinHint:
 
     def __init__(self) -> None:
         self.given = False
-        self._start: tuple[Registration, int, int, float] | None = None
+        self._start: tuple[Registration, Counter[str], int] | None = None
 
     def begin(self, registration: Registration) -> None:
         """A statement starts on the connection of ``registration``: count from here."""
         if not self.given:
-            self._start = (registration, registration.single_key_scans, registration.log.sent, time.time())
+            self._start = (registration, registration.single_key_scans.copy(), registration.log.sent)
 
     def end(self) -> str | None:
         """The statement ended: the hint if it fetched enough keys one by one, else None."""
         start, self._start = self._start, None
         if start is None or self.given:
             return None
-        registration, scans_before, sent_before, began = start
+        registration, scans_before, sent_before = start
         scans = registration.single_key_scans - scans_before
+        if not scans:
+            return None
+        name, count = scans.most_common(1)[0]
         # Cached answers cost no round trip, so only keys that sent requests count: a repeated join whose
-        # answers all come from the cache earns no hint. (Requests also count pages and keyless tables,
-        # so this errs towards hinting, which is harmless once per session.)
-        if min(scans, registration.log.sent - sent_before) < HINT_MIN_KEYS:
+        # answers all come from the cache earns no hint.
+        if min(count, registration.log.sent - sent_before) < HINT_MIN_KEYS:
             return None
         self.given = True
-        table = _busiest_keyed_table(registration.log, began)
-        what, key = (f"{scans} keys of {table.name}", table.keys[0]) if table else (f"{scans} keys", "<key>")
+        key = next(table.keys[0] for table in TABLES if table.name == name)
         return (
-            f"hint: this statement fetched {what} one at a time (a join drives the table row by row);\n"
+            f"hint: this statement fetched {count} keys of {name} one at a time (a join drives the table row by "
+            "row);\n"
             f"hint: WHERE {key} IN (SELECT ...) fetches up to {registration.max_workers} at once "
             "(README: Joins and IN lists)\n"
         )
-
-
-def _busiest_keyed_table(log: RequestLog, since: float) -> Table | None:
-    """The keyed table with the most distinct keys requested (not cached) since ``since``, if any."""
-    keys: dict[str, set[str]] = {}
-    tables: dict[str, Table] = {}
-    for _, exchange in log.entries():
-        if exchange.cached or exchange.started < since:
-            continue
-        for table, pattern in KEYED_PATHS:
-            if pattern.fullmatch(exchange.path):
-                keys.setdefault(table.name, set()).add(exchange.path)
-                tables[table.name] = table
-                break
-    if not keys:
-        return None
-    return tables[max(keys, key=lambda name: len(keys[name]))]
 
 
 class OpenAIShell(apsw.shell.Shell):
@@ -253,13 +232,16 @@ OpenAI options:
         return ours + "\n" + super().usage().split("\n", 1)[1].lstrip("\n")
 
     def process_args(self, args: list[str]) -> tuple[str | None, list[str], list[str]]:
-        """Parse the command line as apsw's shell does, but run nothing: ``run()`` orders -init, -cmd and SQL."""
+        """Parse the command line as apsw's shell does, but run nothing: ``run()`` orders -init, -cmd and SQL.
+
+        Options may follow the database name, as in sqlite3 (apsw's parser takes none after it).
+        """
         # apsw's parser treats every argument as -nocolour while NO_COLOR is set, swallowing options
         # such as -csv or -cmd; hide it while parsing and honour it here.
         no_colour = os.environ.pop("NO_COLOR", None)
         self._parsing = True
         try:
-            result = super().process_args(list(args))
+            result = super().process_args(_options_first(args))
         finally:
             self._parsing = False
             if no_colour is not None:
@@ -636,6 +618,24 @@ OpenAI options:
         return [*(f"{OPTION_OF[setting]}={value}" for setting, value in self.options.items()), *cache]
 
 
+def _options_first(args: Sequence[str]) -> list[str]:
+    """``args`` with the options (and the values of those that take one) moved before the other arguments."""
+    options: list[str] = []
+    others: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if not arg.startswith("-") or arg == "-":
+            others.append(arg)
+            continue
+        options.append(arg)
+        name = arg.lstrip("-")
+        if "=" not in name and name in VALUE_OPTIONS:
+            value = next(rest, None)
+            if value is not None:
+                options.append(value)
+    return options + others
+
+
 def _is_terminal(stream: Any) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
@@ -679,6 +679,9 @@ def _dot_argument(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``openai-vtab`` command (``argv`` without the program name); returns the exit status."""
+    if hasattr(signal, "SIGPIPE"):
+        # As sqlite3 and other filters: when the reader of our output goes away (| head), stop quietly.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     shell = OpenAIShell()
     try:
         with shell.session():

@@ -20,6 +20,7 @@ import json
 import threading
 import warnings
 import weakref
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import product
@@ -58,9 +59,9 @@ class Registration:
         self.log = log
         self.max_workers = max_workers
         self.on_wait: list[Callable[[], None]] = []
-        # Scans that received a single key (a join's inner loop) rather than an IN set: the shell reads it
-        # to suggest the concurrent IN form when a statement fetched many keys one after another.
-        self.single_key_scans = 0
+        # Per table, the scans that received a single key (a join's inner loop) rather than an IN set: the
+        # shell reads it to suggest the concurrent IN form when a statement fetched many keys one by one.
+        self.single_key_scans: Counter[str] = Counter()
         self._connection = weakref.ref(connection)
         self._executor: ThreadPoolExecutor | None = None
         self._abandoned = threading.Event()
@@ -235,7 +236,7 @@ class Cursor:
             else:
                 offset = value
         if not any(step[0] == "key" and step[2] for step in decoded["plan"]) and self.table.keys:
-            self.registration.single_key_scans += 1
+            self.registration.single_key_scans[self.table.name] += 1
         first_page = None
         if isinstance(limit, int) and limit >= 0:
             wanted = limit + (offset if isinstance(offset, int) and offset > 0 else 0)

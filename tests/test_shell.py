@@ -303,6 +303,19 @@ def test_in_over_the_same_keys_gives_no_hint(api: FakeOpenAI, form: str) -> None
     assert len(api.requests_to("checkpoints")) == len(jobs)
 
 
+def test_the_hint_counts_the_keys_of_the_table_it_names(api: FakeOpenAI) -> None:
+    job = job_with_checkpoints(api, 6)
+    sql = (
+        f"SELECT count(*) FROM job_checkpoints('{job}') c "
+        "JOIN checkpoint_permissions p ON p.fine_tuned_model_checkpoint = c.fine_tuned_model_checkpoint"
+    )
+    result = run(["--cache-ttl", "0", ":memory:", sql], api)
+    assert result.returncode == 0
+    # One scan of job_checkpoints (its key given once) and six of checkpoint_permissions: six, not seven.
+    assert "hint: this statement fetched 6 keys of checkpoint_permissions one at a time" in result.stderr
+    assert "WHERE fine_tuned_model_checkpoint IN (SELECT ...)" in result.stderr
+
+
 def test_a_join_over_fewer_than_a_handful_of_keys_gives_no_hint(api: FakeOpenAI) -> None:
     _, setup = experiments(api, 4)
     result = run(["--cache-ttl", "0", *setup, ":memory:", JOIN, JOIN], api)
@@ -432,6 +445,26 @@ def test_quit_after_a_failure_keeps_exit_status_1(api: FakeOpenAI, how: str) -> 
         result = run([":memory:", "SELECT * FROM nope", ".quit"], api)
     assert result.returncode == 1
     assert result.stderr.count("no such table: nope") == 1
+
+
+def test_options_may_follow_the_database_name_as_in_sqlite3(api: FakeOpenAI) -> None:
+    result = run([":memory:", "-header", "-cmd", "SELECT 2 AS b", "SELECT 1 AS a"], api)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "b\n2\na\n1\n", "")
+
+
+def test_a_reader_that_goes_away_ends_the_shell_quietly(api: FakeOpenAI) -> None:
+    job = job_with_checkpoints(api, 300)
+    sql = f"SELECT * FROM job_checkpoints('{job}')"
+    shell = subprocess.Popen(
+        [str(SCRIPT), ":memory:", sql, sql, sql],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment(api),
+    )
+    assert shell.stdout is not None and shell.stdout.readline()
+    shell.stdout.close()  # as `| head -1` does
+    _, errors = shell.communicate(timeout=30)
+    assert errors == b""  # no "Broken pipe" error per remaining statement
 
 
 SECRET = "sk-proj-SECRET-abcdef123456789"
