@@ -318,6 +318,21 @@ OpenAI options:
             return ";"
         return text
 
+    def command_open(self, cmd: list[str]) -> None:
+        """open ?OPTIONS? ?FILE?: Opens a database connection (the current one stays if FILE cannot be opened)
+
+        Options are --wipe (delete FILE and its journals first), --vfs VFS and --flags FLAGS (default
+        READWRITE|CREATE|URI).  If FILE is omitted then a memory database is opened.
+        """
+        name = next((arg for arg in reversed(cmd) if not arg.startswith("--")), "") or ":memory:"
+        current = self._db, self.dbfilename
+        try:
+            super().command_open(list(cmd))
+        except apsw.Error as error:
+            # apsw has already switched its file name: back to the connection that still works, as sqlite3.
+            self._db, self.dbfilename = current
+            raise self.Error(f'unable to open database "{name}": {error}') from None
+
     def process_complete_line(self, command: str) -> None:
         """Run one SQL text or dot-command (nothing while the command line is being parsed)."""
         if not self._parsing:

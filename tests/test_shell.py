@@ -467,6 +467,14 @@ def test_a_reader_that_goes_away_ends_the_shell_quietly(api: FakeOpenAI) -> None
     assert errors == b""  # no "Broken pipe" error per remaining statement
 
 
+def test_a_failed_open_keeps_the_connection_that_works(api: FakeOpenAI, tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir.db"
+    stdin = f"CREATE TEMP TABLE t(x); INSERT INTO t VALUES (7);\n.open {missing}\nSELECT x FROM t;\n"
+    result = run([":memory:"], api, stdin=stdin)
+    assert (result.returncode, result.stdout) == (1, "7\n")
+    assert result.stderr == f'Error near line 2: unable to open database "{missing}": unable to open database file\n'
+
+
 SECRET = "sk-proj-SECRET-abcdef123456789"
 
 
