@@ -180,6 +180,7 @@ class OpenAIShell(apsw.shell.Shell):
         self._watching = False  # inside a user's process_sql: each statement is watched for the IN hint
         self._pending_hint: str | None = None  # for a statement that failed: shown after its error
         self._partial: list[str] = []  # the lines of an SQL text not complete yet
+        self._first_line = 0
         super().__init__(stdin=stdin, stdout=stdout, stderr=stderr)
         self.prompt = "openai-vtab> "
         self.moreprompt = "        ...> "
@@ -310,6 +311,7 @@ OpenAI options:
         """One line of input; at its end, a ``;`` for SQL that lacks only its last one (sqlite3 runs it)."""
         if prompt != self.moreprompt:
             self._partial = []
+            self._first_line = self.input_line_number + 1  # where the next input begins, for error messages
         text = super().get_line(prompt)
         if text is not None:
             self._partial.append(text)
@@ -358,7 +360,8 @@ OpenAI options:
         if self.interactive or self.input_line_number == 0:
             return ""
         name = getattr(self.stdin, "name", "<stdin>")
-        return f" near line {self.input_line_number}" + ("" if name == "<stdin>" else f" of {name}")
+        # sqlite3 names the line the failing input began on.
+        return f" near line {self._first_line}" + ("" if name == "<stdin>" else f" of {name}")
 
     def _query_details(self, sql: str, bindings: Any) -> Any:
         # apsw calls this before each statement of an SQL text: the previous one has finished here.

@@ -125,6 +125,11 @@ def test_piped_input_goes_on_after_errors_with_one_line_each_and_exits_1(api: Fa
     ]
 
 
+def test_an_error_names_the_line_its_statement_began_on(api: FakeOpenAI) -> None:
+    result = run([":memory:"], api, stdin="SELECT 1;\nSELECT count(*)\n  FROM\n  nope;\n")
+    assert result.stderr == "Error near line 2: no such table: nope\n"  # as sqlite3: line 2, not 4
+
+
 @pytest.mark.parametrize("via", ["arguments", "stdin"])
 def test_bail_stops_at_the_first_error(api: FakeOpenAI, via: str) -> None:
     statements = ["SELECT 'before'", "SELECT * FROM fine_tuning_jobs WHERE nope", "SELECT 'after'"]
