@@ -311,8 +311,8 @@ class Client:
             limit = min(DEFAULT_CONNECT_TIMEOUT, self.config.timeout) if which == "connect" else self.config.timeout
             return APITimeoutError(
                 f"{table}: GET {path} got no answer within the {which} timeout of {limit:g} s, "
-                f"{exchange.attempts} attempt(s); the API may be slow or unreachable: try again, or raise "
-                "timeout= in register()",
+                f"{exchange.attempts} attempt(s); the API may be slow or unreachable: try again, or raise the "
+                "timeout (register(timeout=...), --timeout in the shell)",
                 path=path,
                 table=table,
             )

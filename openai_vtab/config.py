@@ -44,6 +44,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _number(value: Any, kind: type, name: str) -> Any:
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a number, not {value!r}") from None
+
+
 def _text(value: Any) -> Any:
     # A key pasted from a file often carries its line ending (or a Windows \r): it is never part of the key.
     return value.strip() if isinstance(value, str) else value
@@ -123,8 +130,8 @@ class Config:
             base_url=_text(pick("base_url", base_url, "OPENAI_BASE_URL", DEFAULT_BASE_URL)).rstrip("/"),
             organization=_text(pick("organization", organization, "OPENAI_ORG_ID", None)),
             project=_text(pick("project", project, "OPENAI_PROJECT_ID", None)),
-            timeout=float(pick("timeout", timeout, None, DEFAULT_TIMEOUT)),
-            max_retries=int(pick("max_retries", max_retries, None, DEFAULT_MAX_RETRIES)),
+            timeout=_number(pick("timeout", timeout, None, DEFAULT_TIMEOUT), float, "timeout"),
+            max_retries=_number(pick("max_retries", max_retries, None, DEFAULT_MAX_RETRIES), int, "max_retries"),
             allow_insecure_http=allow_insecure_http,
             sources=sources,
         )
@@ -142,7 +149,8 @@ class Config:
         if parts.scheme == "http" and not self.loopback and not self.allow_insecure_http:
             raise ConfigurationError(
                 f"base URL {self.base_url!r} is plain http to a remote host, which would send the API key in "
-                "clear text: use https, or pass allow_insecure_http=True to register() if you really mean it"
+                "clear text: use https, or pass allow_insecure_http=True to register() if you really mean it "
+                "(the shell never allows it)"
             )
         for name in ("api_key", "admin_api_key", "organization", "project"):
             value = getattr(self, name)

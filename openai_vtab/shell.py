@@ -50,7 +50,13 @@ from .vtab import Registration
 __all__ = ["JoinHint", "OpenAIShell", "Progress", "main"]
 
 # Options that set an API setting, and the name .openai shows as that setting's source.
-API_OPTIONS = {"base-url": "base_url", "organization": "organization", "project": "project"}
+API_OPTIONS = {
+    "base-url": "base_url",
+    "organization": "organization",
+    "project": "project",
+    "timeout": "timeout",
+    "max-retries": "max_retries",
+}
 OPTION_OF = {setting: f"--{option}" for option, setting in API_OPTIONS.items()}
 # Options followed by a value (apsw's and ours), so that they can be told from SQL arguments.
 VALUE_OPTIONS = {"init", "separator", "nullvalue", "encoding", "cmd", "cache-ttl", "sqlite3-rows", *API_OPTIONS}
@@ -223,6 +229,8 @@ OpenAI options:
    --base-url URL       API base URL (else OPENAI_BASE_URL, else https://api.openai.com/v1)
    --organization ORG   OpenAI-Organization header (else OPENAI_ORG_ID)
    --project PROJECT    OpenAI-Project header (else OPENAI_PROJECT_ID)
+   --timeout SECONDS    per request attempt (default 60)
+   --max-retries N      retries of a failed request (default 2)
    --cache-ttl SECONDS  reuse API answers for SECONDS (default {DEFAULT_CACHE_TTL:g});
                         0 turns the cache off
    --sqlite3-loader     print SQL that loads [NAME=]QUERY results into temp tables of the
@@ -491,7 +499,7 @@ OpenAI options:
     def _source(self, name: str, source: str) -> str:
         if source != "option":
             return source
-        return "--demo" if self.demo else OPTION_OF.get(name, source)
+        return "--demo" if self.demo and name in ("api_key", "base_url") else OPTION_OF.get(name, source)
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -551,15 +559,16 @@ OpenAI options:
 
     def _configure(self) -> None:
         if self.demo:
-            if self.options:
-                given = ", ".join(OPTION_OF[setting] for setting in self.options)
+            where = [setting for setting in self.options if setting in ("base_url", "organization", "project")]
+            if where:
+                given = ", ".join(OPTION_OF[setting] for setting in where)
                 raise self.Error(f"--demo serves its own API: drop {given}")
             # Nothing meant for the real API (a key, an organization, ...) is used or shown, even on 127.0.0.1.
             for name in [name for name in os.environ if name.startswith("OPENAI_")]:
                 del os.environ[name]
             self.api = FakeOpenAI().start()
             populate(self.api)
-            self.settings = {"api_key": self.api.api_key, "base_url": self.api.base_url}
+            self.settings = {**self.options, "api_key": self.api.api_key, "base_url": self.api.base_url}
         else:
             self.settings = dict(self.options)
         Config.resolve(**self.settings)  # a bad setting is reported now, not at the first query

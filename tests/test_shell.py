@@ -360,6 +360,19 @@ def test_the_sqlite3_loader_passes_cache_ttl_on() -> None:
     assert " --demo --cache-ttl=0 --sqlite3-rows models " in result.stdout
 
 
+def test_timeout_and_retries_are_shell_options(api: FakeOpenAI) -> None:
+    result = run(["--timeout", "5", "--max-retries=1", ":memory:", ".openai"], api)
+    assert result.returncode == 0
+    assert re.search(r"^timeout +5 s +\(--timeout\)$", result.stdout, re.MULTILINE)
+    assert re.search(r"^max_retries +1 +\(--max-retries\)$", result.stdout, re.MULTILINE)
+    job = job_with_checkpoints(api, 1)
+    api.fail(500, times=5)
+    failed = run(["--max-retries", "0", ":memory:", f"SELECT * FROM job_checkpoints('{job}')"], api)
+    assert "gave up after 1 attempt(s)" in failed.stderr
+    bad = run(["--timeout", "soon", ":memory:", "SELECT 1"], api)
+    assert (bad.returncode, bad.stderr) == (1, "Error: timeout must be a number, not 'soon'\n")
+
+
 def test_help_documents_cache_ttl() -> None:
     result = run(["-help"], None)
     assert re.search(r"^ +--cache-ttl SECONDS +reuse API answers", result.stdout + result.stderr, re.MULTILINE)
