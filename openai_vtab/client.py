@@ -61,12 +61,11 @@ class AbandonedError(Exception):
 
 class _Retry(Retry):
     RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
-    max_wait: float = MAX_RETRY_WAIT
     abandoned: threading.Event | None = None
 
     def new(self, **kw: Any) -> _Retry:
         retry = super().new(**kw)
-        retry.max_wait, retry.abandoned = self.max_wait, self.abandoned
+        retry.abandoned = self.abandoned
         return retry
 
     def get_retry_after(self, response: Any) -> float | None:
@@ -88,7 +87,7 @@ class _Retry(Retry):
     def increment(self, method: Any = None, url: Any = None, response: Any = None, *args: Any, **kw: Any) -> _Retry:
         if response is not None:
             wait = self.get_retry_after(response)
-            if wait is not None and wait > self.max_wait:
+            if wait is not None and wait > MAX_RETRY_WAIT:
                 # With raise_on_status=False urllib3 hands this response back instead of raising.
                 raise MaxRetryError(kw.get("_pool"), url or "", "Retry-After beyond the cap")
         return super().increment(method, url, response, *args, **kw)

@@ -91,11 +91,6 @@ class Table:
         """The required hidden key columns, in path order (also the table-valued argument order)."""
         return tuple(re.findall(r"\{(\w+)\}", self.path))
 
-    @property
-    def endpoint(self) -> str:
-        """The operation, as the API reference writes it."""
-        return f"GET {self.path}"
-
     def schema(self) -> str:
         """The CREATE TABLE statement declared to SQLite."""
         cols = [f'"{c.name}" {c.sql_type}' for c in self.columns]
