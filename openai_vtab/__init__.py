@@ -41,8 +41,9 @@ from .errors import (
     UnprocessableEntityError,
 )
 from .log import LogModule, RequestLog
+from .registration import Registration
 from .tables import TABLES, Table
-from .vtab import Registration, TableModule
+from .vtab import TableModule
 
 __all__ = [
     "TABLES",

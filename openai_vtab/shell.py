@@ -44,8 +44,8 @@ from .config import Config
 from .demo import populate
 from .errors import OpenAIVTabWarning
 from .log import RequestLog
+from .registration import Registration
 from .testing import FakeOpenAI
-from .vtab import Registration
 
 __all__ = ["JoinHint", "OpenAIShell", "Progress", "main"]
 
