@@ -1,0 +1,499 @@
+"""The durable archive: ordinary SQLite tables that keep the fine-tuning history after the platform stops.
+
+Every run talks HTTP to the fake API. The archive is checked against what the fake holds and against the live
+tables' own answers, after clean runs, re-runs, a failing job, an interrupt and a killed process.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+import openai_vtab
+from openai_vtab import archive_store
+from openai_vtab.archive import BATCH_JOBS, ArchiveReport, ProgressLine, archive, run_archive
+from openai_vtab.archive_store import TERMINAL
+from openai_vtab.demo import populate
+from openai_vtab.testing import FakeOpenAI
+
+PER_JOB = {"checkpoints": "job_checkpoints", "events": "job_events"}
+
+
+@pytest.fixture
+def demo() -> Iterator[FakeOpenAI]:
+    """The demo organization: 14 jobs in every status, with checkpoints, events, files and models."""
+    with FakeOpenAI() as api:
+        populate(api)
+        yield api
+
+
+def options(api: FakeOpenAI, **extra: Any) -> dict[str, Any]:
+    return {"api_key": api.api_key, "base_url": api.base_url, **extra}
+
+
+def run(api: FakeOpenAI, path: Path, **extra: Any) -> ArchiveReport:
+    """One archive run; the fake's request log then holds that run's requests only (faults stay armed)."""
+    api.requests.clear()
+    return archive(path, **options(api, **extra))
+
+
+def query(path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read the archive with the standard library, as any SQLite tool would."""
+    with sqlite3.connect(path) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def live(api: FakeOpenAI) -> apsw.Connection:
+    db = apsw.Connection(":memory:")
+    openai_vtab.register(db, **options(api))
+    return db
+
+
+def live_rows(api: FakeOpenAI, table: str) -> list[tuple[Any, ...]]:
+    """The rows of a live table as the archive should hold them: visible columns, then the key columns."""
+    db = live(api)
+    spec = next(t for t in openai_vtab.TABLES if t.name == table)
+    columns = ", ".join(archive_store.columns_of(spec))
+    if table == "files":  # only the files the jobs name
+        jobs = db.execute("SELECT training_file, validation_file, result_files FROM fine_tuning_jobs").fetchall()
+        named = {f for t, v, r in jobs for f in (t, v, *json.loads(r)) if f}
+        return sorted(r for r in db.execute(f"SELECT {columns} FROM files") if r[0] in named)
+    if spec.keys:
+        where = "WHERE fine_tuning_job_id IN (SELECT id FROM fine_tuning_jobs)"
+        return sorted(db.execute(f"SELECT {columns} FROM {table} {where}").fetchall())
+    return sorted(db.execute(f"SELECT {columns} FROM {table}").fetchall())
+
+
+def archived_rows(path: Path, table: str) -> list[tuple[Any, ...]]:
+    spec = next(t for t in openai_vtab.TABLES if t.name == table)
+    return sorted(query(path, f"SELECT {', '.join(archive_store.columns_of(spec))} FROM {table}"))
+
+
+def children_requested(api: FakeOpenAI) -> dict[str, set[str]]:
+    """Per route of a per-job table, the job ids the run asked for."""
+    return {route: {r.keys[0] for r in api.requests_to(route)} for route in PER_JOB}
+
+
+def non_terminal(api: FakeOpenAI) -> set[str]:
+    return {job["id"] for job in api.state.jobs.values() if job["status"] not in TERMINAL}
+
+
+# -- a first run ------------------------------------------------------------------------------------
+
+
+def test_first_run_holds_what_the_fake_holds(demo: FakeOpenAI, tmp_path: Path) -> None:
+    report = run(demo, tmp_path / "history.db")
+    state = demo.state
+    named = {f for j in state.jobs.values() for f in (j["training_file"], j["validation_file"], *j["result_files"])}
+    assert report.status == "ok" and report.failures == []
+    assert report.counts == {
+        "fine_tuning_jobs": len(state.jobs),
+        "job_checkpoints": sum(map(len, state.checkpoints.values())),
+        "job_events": sum(map(len, state.events.values())),
+        "models": len(state.models),
+        "files": len({f["id"] for f in state.files} & named),
+    }
+    assert (report.jobs, report.fetched, report.unchanged, report.pending) == (14, 14, 0, 0)
+    assert report.requests == len(demo.requests)
+
+
+@pytest.mark.parametrize("table", ["fine_tuning_jobs", "job_checkpoints", "job_events", "models", "files"])
+def test_archived_rows_are_the_live_tables_rows(demo: FakeOpenAI, tmp_path: Path, table: str) -> None:
+    run(demo, tmp_path / "history.db")
+    rows = archived_rows(tmp_path / "history.db", table)
+    assert rows and rows == live_rows(demo, table)
+
+
+def test_jobs_are_fetched_concurrently(tmp_path: Path) -> None:
+    with FakeOpenAI(latency=0.1) as api:
+        for _ in range(16):
+            api.add_checkpoints(api.add_job()["id"], 3)
+        run(api, tmp_path / "history.db")
+        assert api.max_in_flight == openai_vtab.DEFAULT_MAX_WORKERS
+
+
+# -- re-runs ----------------------------------------------------------------------------------------
+
+
+def test_second_run_lists_the_jobs_and_fetches_only_unfinished_ones(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    first = run(demo, path)
+    second = run(demo, path)
+    unfinished = non_terminal(demo)
+    assert unfinished and len(unfinished) < len(demo.state.jobs)
+    assert children_requested(demo) == {"checkpoints": unfinished, "events": unfinished}
+    assert [r.route for r in demo.requests if r.route not in PER_JOB] == ["jobs", "models", "files"]
+    assert second.requests == len(demo.requests) == 3 + 2 * len(unfinished)
+    assert (second.fetched, second.unchanged) == (len(unfinished), len(demo.state.jobs) - len(unfinished))
+    assert second.counts == first.counts  # nothing new: no duplicates either
+
+
+def test_no_duplicates_after_many_runs(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    for _ in range(3):
+        report = run(demo, path)
+    for table in report.counts:
+        assert archived_rows(path, table) == live_rows(demo, table)
+
+
+def test_new_events_of_a_running_job_stop_at_the_first_archived_one(api: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    job = api.add_job(status="running", finished_at=None)["id"]
+    for n in range(250):
+        api.add_event(job, f"step {n}")
+    run(api, path)
+    for n in range(5):
+        api.add_event(job, f"later step {n}")
+    report = run(api, path)
+    events = api.requests_to("events")
+    assert [r.params.get("after") for r in events] == [None]  # one page, not three
+    assert report.counts["job_events"] == 255
+    assert archived_rows(path, "job_events") == live_rows(api, "job_events")
+
+
+def test_a_job_that_finished_since_is_fetched_once_more_then_left_alone(api: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    job = api.add_job(status="running", finished_at=None)["id"]
+    api.add_checkpoints(job, 2)
+    run(api, path)
+    api.state.jobs[job].update(status="succeeded", finished_at=1_800_000_000)
+    api.add_checkpoints(job, 1)
+    run(api, path)
+    assert children_requested(api) == {"checkpoints": {job}, "events": {job}}
+    assert query(path, "SELECT status FROM fine_tuning_jobs") == [("succeeded",)]
+    assert len(archived_rows(path, "job_checkpoints")) == 3
+    run(api, path)
+    assert children_requested(api) == {"checkpoints": set(), "events": set()}
+
+
+def test_rows_the_api_has_dropped_stay_in_the_archive(api: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    job = api.add_job(status="running", finished_at=None)["id"]
+    api.add_checkpoints(job, 3)
+    run(api, path)
+    del api.state.checkpoints[job][0]  # the API keeps only the last checkpoints
+    run(api, path)
+    assert len(archived_rows(path, "job_checkpoints")) == 3
+
+
+# -- failures ---------------------------------------------------------------------------------------
+
+
+def test_a_failing_job_is_named_and_the_others_archived_then_a_clean_run_completes(
+    demo: FakeOpenAI, tmp_path: Path
+) -> None:
+    path = tmp_path / "history.db"
+    bad = sorted(demo.state.jobs)[5]
+    demo.fail(500, match=f"/jobs/{bad}/events", times=100)
+    report = run(demo, path, max_retries=0)
+    assert report.status == "failed"
+    [failure] = report.failures
+    assert failure.subject == bad
+    assert "job_events" in failure.message and bad in failure.message and "HTTP 500" in failure.message
+    # Every other job is complete; the failing one left no part of itself behind.
+    assert report.fetched == len(demo.state.jobs) - 1
+    jobs = {job for (job,) in query(path, "SELECT id FROM fine_tuning_jobs")}
+    assert jobs == set(demo.state.jobs) - {bad}
+    assert query(path, "SELECT count(*) FROM job_checkpoints WHERE fine_tuning_job_id = ?", (bad,)) == [(0,)]
+    # Falling back to one job at a time did not fetch the good jobs' pages again: the cache had them.
+    assert all(len([r for r in demo.requests_to("checkpoints") if r.keys == (job,)]) == 1 for job in jobs)
+
+    demo.clear()
+    again = run(demo, path)
+    assert again.status == "ok" and again.failures == []
+    assert bad in children_requested(demo)["events"]
+    for table in again.counts:
+        assert archived_rows(path, table) == live_rows(demo, table)
+
+
+def test_a_job_the_api_does_not_know_is_a_failure_not_an_empty_job(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    bad = sorted(demo.state.jobs)[2]
+    demo.fail(404, match=f"/jobs/{bad}/checkpoints", times=100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = run(demo, path)
+    assert caught == []  # the live tables' warning is not passed on: it is a failure here
+    assert [f.subject for f in report.failures] == [bad]
+    assert "unknown" in report.failures[0].message
+    assert query(path, "SELECT count(*) FROM fine_tuning_jobs WHERE id = ?", (bad,)) == [(0,)]
+
+
+def test_a_failed_refresh_keeps_the_previous_complete_job(api: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    job = api.add_job(status="running", finished_at=None)["id"]
+    api.add_event(job, "started")
+    run(api, path)
+    api.state.jobs[job].update(status="succeeded", finished_at=1_800_000_000)
+    api.add_event(job, "done")
+    api.fail(503, match="/events", times=100)
+    report = run(api, path, max_retries=0)
+    assert [f.subject for f in report.failures] == [job]
+    # Still the job as it was archived, with its events then: not a succeeded job missing its last events.
+    assert query(path, "SELECT status FROM fine_tuning_jobs") == [("running",)]
+    assert query(path, "SELECT message FROM job_events") == [("started",)]
+    api.clear()
+    assert run(api, path).status == "ok"
+    assert query(path, "SELECT status FROM fine_tuning_jobs") == [("succeeded",)]
+    assert sorted(query(path, "SELECT message FROM job_events")) == [("done",), ("started",)]
+
+
+def test_a_batch_in_which_every_job_fails_stops_the_run(api: FakeOpenAI, tmp_path: Path) -> None:
+    jobs = [api.add_job()["id"] for _ in range(BATCH_JOBS + 8)]
+    api.fail(503, match="/checkpoints", times=10_000)
+    report = run(api, tmp_path / "history.db", max_retries=0)
+    assert report.status == "failed"
+    assert (len(report.failures), report.pending, report.fetched) == (BATCH_JOBS, 8, 0)
+    # The list is newest first, and batches follow it: the oldest 8 were never asked for.
+    assert not children_requested(api)["checkpoints"] & set(jobs[:8])
+    assert "8 jobs not tried" in report.summary()
+
+
+def test_the_jobs_list_failing_raises_and_the_run_is_recorded(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    demo.fail(503, match="/fine_tuning/jobs", times=100)
+    with pytest.raises(openai_vtab.InternalServerError, match="fine_tuning_jobs"):
+        run(demo, path, max_retries=0)
+    [(status, failures)] = query(path, "SELECT status, failures FROM archive_runs")
+    assert status == "failed" and json.loads(failures)[0]["subject"] == "fine_tuning_jobs"
+
+
+def test_no_key_fails_before_the_file_is_created(tmp_path: Path) -> None:
+    with pytest.raises(openai_vtab.MissingAPIKeyError):
+        archive(tmp_path / "history.db", base_url="http://127.0.0.1:9/v1")
+    assert not (tmp_path / "history.db").exists()
+
+
+def test_a_file_that_is_not_an_archive_is_refused(demo: FakeOpenAI, tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n" * 100)
+    with pytest.raises(openai_vtab.ConfigurationError, match=r"cannot archive into .*notes.txt"):
+        run(demo, text)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE files(name TEXT, size INTEGER)")
+    with pytest.raises(openai_vtab.ConfigurationError, match="table files is not an archive of files"):
+        run(demo, other)
+    assert demo.requests == []
+
+
+def test_the_key_is_not_stored(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    run(demo, path)
+    demo.fail(401, match="/checkpoints", times=100)  # an error message echoing the key, stored in archive_runs
+    demo.state.jobs[sorted(demo.state.jobs)[0]]["status"] = "running"
+    run(demo, path)
+    assert demo.api_key.encode() not in path.read_bytes()
+    assert demo.api_key[-4:] in query(path, "SELECT failures FROM archive_runs WHERE status = 'failed'")[0][0]
+
+
+# -- interrupted and killed runs -----------------------------------------------------------------
+
+
+def test_an_interrupt_keeps_the_jobs_written_and_the_next_run_goes_on(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+
+    def ctrl_c(report: ArchiveReport) -> None:
+        if report.fetched == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        archive(path, progress=ctrl_c, **options(demo))
+    written = {job for (job,) in query(path, "SELECT fine_tuning_job_id FROM archive_jobs")}
+    assert len(written) == 5
+    assert query(path, "SELECT status, fetched, pending FROM archive_runs") == [("interrupted", 5, 9)]
+    report = run(demo, path)
+    finished = written - non_terminal(demo)
+    assert finished and (report.fetched, report.unchanged) == (14 - len(finished), len(finished))
+    for table in report.counts:
+        assert archived_rows(path, table) == live_rows(demo, table)
+
+
+def test_a_killed_run_leaves_whole_jobs_and_the_next_run_completes(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    with FakeOpenAI(latency=0.05) as api:
+        for n in range(BATCH_JOBS + 16):
+            job = api.add_job()["id"]
+            api.add_checkpoints(job, 3 + n % 4)
+            for e in range(30):
+                api.add_event(job, f"event {e}")
+        code = "import sys, openai_vtab.archive as a; a.archive(sys.argv[1], api_key=sys.argv[2], base_url=sys.argv[3])"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+        child = subprocess.Popen([sys.executable, "-c", code, str(path), api.api_key, api.base_url], env=env)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and child.poll() is None:
+                if path.exists() and _archived_jobs(path) > 0:
+                    break
+                time.sleep(0.005)
+            child.send_signal(signal.SIGKILL)
+        finally:
+            child.wait()
+        assert child.returncode == -signal.SIGKILL
+        written = _archived_jobs(path)
+        assert 0 < written < len(api.state.jobs)
+
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            # Every job that got in is whole: all its checkpoints and events, as the fake holds them.
+            for (job,) in db.execute("SELECT fine_tuning_job_id FROM archive_jobs"):
+                assert db.execute(
+                    "SELECT count(*) FROM job_checkpoints WHERE fine_tuning_job_id = ?", (job,)
+                ).fetchone()[0] == len(api.state.checkpoints[job])
+                assert db.execute("SELECT count(*) FROM job_events WHERE fine_tuning_job_id = ?", (job,)).fetchone()[
+                    0
+                ] == len(api.state.events[job])
+            assert db.execute("SELECT count(*) FROM fine_tuning_jobs").fetchone()[0] == written
+
+        report = run(api, path)
+        assert report.status == "ok" and report.unchanged == written
+        for table in report.counts:
+            assert archived_rows(path, table) == live_rows(api, table)
+        assert [s for (s,) in query(path, "SELECT status FROM archive_runs ORDER BY id")] == ["unfinished", "ok"]
+
+
+def _archived_jobs(path: Path) -> int:
+    try:
+        with sqlite3.connect(path, timeout=10) as db:
+            return db.execute("SELECT count(*) FROM archive_jobs").fetchone()[0]
+    except sqlite3.OperationalError:  # the tables are not there yet
+        return 0
+
+
+# -- reading the archive --------------------------------------------------------------------------
+
+
+def test_the_standard_library_reads_the_archive(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    run(demo, path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # one self-contained file
+        status, count = db.execute(
+            "SELECT j.status, count(*) FROM fine_tuning_jobs j JOIN job_checkpoints c ON c.fine_tuning_job_id = j.id "
+            "GROUP BY j.status ORDER BY j.status"
+        ).fetchall()[0]
+        assert (status, count) == ("cancelled", 1)
+        metrics = db.execute("SELECT metrics FROM job_checkpoints LIMIT 1").fetchone()[0]
+        assert isinstance(json.loads(metrics), dict)  # JSON columns stay JSON text
+
+
+def test_register_on_the_archive_reads_the_archived_tables_and_warns(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    run(demo, path)
+    demo.clear()
+    db = apsw.Connection(str(path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        openai_vtab.register(db, **options(demo))
+    clashes = sorted(str(w.message).split()[1] for w in caught if w.category is openai_vtab.TableNameClashWarning)
+    assert clashes == [
+        f"main.{t}" for t in sorted(["fine_tuning_jobs", "job_checkpoints", "job_events", "models", "files"])
+    ]
+    job = sorted(demo.state.jobs)[0]
+    archived = db.execute("SELECT count(*) FROM job_events WHERE fine_tuning_job_id = ?", (job,)).fetchone()
+    assert archived == (len(demo.state.events[job]),) and demo.requests == []
+    assert db.execute("SELECT count(*) FROM openai_job_events(?)", (job,)).fetchone() == archived
+    assert len(demo.requests) == 1  # the live table, under its openai_ name
+
+
+def test_natural_queries_use_the_keys(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    run(demo, path)
+    for sql in (
+        "SELECT * FROM job_checkpoints WHERE fine_tuning_job_id = 'x' ORDER BY step_number",
+        "SELECT * FROM job_events WHERE fine_tuning_job_id = 'x' ORDER BY created_at",
+        "SELECT * FROM fine_tuning_jobs WHERE fine_tuned_model = 'x'",
+        "SELECT * FROM models m JOIN fine_tuning_jobs j ON j.model = m.id WHERE m.id = 'x'",
+        "SELECT * FROM job_checkpoints WHERE fine_tuned_model_checkpoint = 'x'",
+    ):
+        plan = " ".join(row[-1] for row in query(path, f"EXPLAIN QUERY PLAN {sql}"))
+        assert "SCAN" not in plan, (sql, plan)
+
+
+# -- records of runs, the shell's helper ----------------------------------------------------------
+
+
+def test_each_run_is_recorded(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    first, second = run(demo, path), run(demo, path)
+    rows = query(
+        path, "SELECT status, jobs, fetched, unchanged, requests, counts, finished FROM archive_runs ORDER BY id"
+    )
+    assert [row[:5] for row in rows] == [
+        ("ok", 14, 14, 0, first.requests),
+        ("ok", 14, second.fetched, 14 - second.fetched, second.requests),
+    ]
+    assert json.loads(rows[1][5]) == second.counts and all(row[6] for row in rows)
+
+
+def test_run_archive_prints_the_summary_and_failures(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    err = io.StringIO()
+    assert run_archive(path, options(demo), stderr=err) == 0
+    [line] = err.getvalue().splitlines()
+    assert line.startswith(f"archived into {path}: fine_tuning_jobs 14, job_checkpoints ")
+    assert "(14 jobs fetched, 0 already complete; 31 requests in " in line
+
+    bad = sorted(non_terminal(demo))[0]
+    demo.fail(500, match=f"/jobs/{bad}/checkpoints", times=100)
+    err = io.StringIO()
+    assert run_archive(path, options(demo, max_retries=0), stderr=err) == 1
+    summary, failure = err.getvalue().splitlines()
+    assert "with 1 failure" in summary and summary.endswith("run again to retry")
+    assert failure.startswith(f"failed: {bad}: job_checkpoints: GET /fine_tuning/jobs/{bad}/checkpoints failed")
+
+    err = io.StringIO()
+    assert run_archive(tmp_path / "other.db", {"base_url": demo.base_url}, stderr=err) == 1
+    assert err.getvalue().startswith("Error: no OpenAI API key")
+
+
+def test_run_archive_after_ctrl_c(demo: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def ctrl_c(self: ProgressLine, report: ArchiveReport) -> None:
+        if report.fetched == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProgressLine, "draw", ctrl_c)
+    err = Terminal()
+    assert run_archive(tmp_path / "history.db", options(demo), stderr=err, progress_stream=err) == 130
+    assert (
+        "interrupted archiving into" in err.getvalue() and "12 jobs not tried: run again to continue" in err.getvalue()
+    )
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_on_a_terminal(demo: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ProgressLine, "delay", 0.0)
+    monkeypatch.setattr(ProgressLine, "interval", 0.0)
+    err = Terminal()
+    assert run_archive(tmp_path / "history.db", options(demo), stderr=err, progress_stream=err) == 0
+    text = err.getvalue()
+    assert "\rarchiving into " in text and "/14 jobs, " in text and "(Ctrl-C stops)" in text
+    # Erased before the summary, which stands on a clean line.
+    assert text.rsplit("\r\x1b[K", 1)[1].startswith("archived into ")
+
+
+def test_no_progress_line_when_not_a_terminal(
+    demo: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ProgressLine, "delay", 0.0)
+    err = io.StringIO()
+    assert run_archive(tmp_path / "history.db", options(demo), stderr=err, progress_stream=err) == 0
+    assert "\r" not in err.getvalue()
