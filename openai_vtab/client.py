@@ -9,6 +9,7 @@ that breaks off mid-way happens after urllib3 has handed the response over, so `
 
 from __future__ import annotations
 
+import csv
 import json
 import platform
 import random
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import takewhile
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
 import requests
@@ -38,6 +39,10 @@ from .errors import (
     PaginationError,
     status_error_class,
 )
+from .paging import JSON, Decoder, items_at, pick
+
+if TYPE_CHECKING:
+    from .tables import Table
 
 __all__ = ["Client", "Exchange", "Pager", "encode_path"]
 
@@ -202,9 +207,10 @@ class Client:
         *,
         table: str,
         admin: bool = False,
+        decoder: Decoder = JSON,
         validate: Callable[[Any], None] | None = None,
     ) -> Any:
-        """GET ``path`` (already encoded) with query ``params``; the decoded JSON body, or an APIError.
+        """GET ``path`` (already encoded) with query ``params``; the body as ``decoder`` reads it, or an APIError.
 
         ``admin`` requests use the admin key when one is set. ``validate`` checks a 200's body (raising an
         APIError) before it may be cached. A fresh cached answer (200 or 404) is used instead of sending.
@@ -223,7 +229,7 @@ class Client:
             else:
                 answer = self._send(path, query, credential, exchange, table)
                 exchange.status = answer.status_code
-            body = self._check(answer, path, table, credential, exchange.attempts)
+            body = self._check(answer, path, table, credential, exchange.attempts, decoder)
             if validate is not None:
                 validate(body)
             if not exchange.cached:
@@ -323,18 +329,24 @@ class Client:
         )
 
     def _check(
-        self, answer: _Answer | requests.Response, path: str, table: str, credential: Credential, attempts: int
+        self,
+        answer: _Answer | requests.Response,
+        path: str,
+        table: str,
+        credential: Credential,
+        attempts: int,
+        decoder: Decoder,
     ) -> Any:
         if answer.status_code >= 400:
             raise self._status_error(answer, path, table, credential, attempts)
         try:
-            return json.loads(answer.content)
-        except ValueError as exc:
+            return decoder.decode(answer.content)
+        except (ValueError, csv.Error) as exc:
             snippet = self.config.scrub(answer.content[:60].decode("utf-8", "replace"))
             reason = getattr(exc, "msg", str(exc))
         raise APIResponseValidationError(
-            f"{table}: GET {path} answered {answer.status_code} with a body that is not JSON ({reason}; starts "
-            f"{snippet!r}); check OPENAI_BASE_URL points at the OpenAI API, or try again",
+            f"{table}: GET {path} answered {answer.status_code} with a body that is not {decoder.name} ({reason}; "
+            f"starts {snippet!r}); check OPENAI_BASE_URL points at the OpenAI API, or try again",
             path=path,
             table=table,
         )
@@ -399,88 +411,112 @@ def encode_path(template: str, values: Mapping[str, str]) -> str:
 
 
 class Pager:
-    """Lazy cursor paging of one list endpoint: each ``next_page()`` is one GET.
+    """Reads the rows of one table for one key combination: each ``next_page()`` is one page (one GET, or two
+    when the table follows a reference to where its rows are).
 
-    Follows ``after = data[-1]["id"]`` while ``has_more`` is true, as the official SDK does, and refuses
-    to loop on a broken server: a repeated cursor, ``has_more`` without data, or more than MAX_PAGES pages.
-    Unpaged endpoints answer in one page. Pages are checked before the cache may keep them.
+    The table's paging style says what the first page asks for and what the next page's parameters are; this
+    loop refuses to go on with a broken server: a repeated cursor, ``has_more`` without data, or more than
+    MAX_PAGES pages. Pages are checked before the cache may keep them.
     """
 
     def __init__(
         self,
         client: Client,
-        path: str,
+        table: Table,
+        values: Mapping[str, str],
         params: Mapping[str, Any],
         *,
-        table: str,
-        paged: bool = True,
-        page_size: int = 100,
         first_page_size: int | None = None,
-        admin: bool = False,
     ) -> None:
         self.client = client
-        self.admin = admin
-        self.path = path
-        self.params = dict(params)
         self.table = table
-        self.paged = paged
-        self.page_size = page_size
-        self.first_page_size = first_page_size
+        self.path = encode_path(table.path, values)
+        self.params = dict(params)
         self.done = False
         self.pages = 0
-        self._after: str | None = None
+        self._next = {**table.paging.first(first_page_size or table.page_size), **self.params}
         self._seen: set[str] = set()
+        self._required = [(column.name, ".".join(column.path)) for column in table.identity_columns]
 
     def next_page(self) -> list[dict[str, Any]]:
         """Fetch the next page's items; sets ``done`` after the last one."""
-        params = dict(self.params)
-        if self.paged:
-            params["limit"] = self.first_page_size if self.pages == 0 and self.first_page_size else self.page_size
-            if self._after is not None:
-                params["after"] = self._after
-        body = self.client.get(self.path, params, table=self.table, admin=self.admin, validate=self._validate)
+        table = self.table
+        body = self.client.get(
+            self.path,
+            self._next,
+            table=table.name,
+            admin=table.admin,
+            decoder=table.body,
+            validate=self._validate_reference if table.follow else self._validate,
+        )
         self.pages += 1
-        items: list[dict[str, Any]] = body["data"]
-        if not self.paged or not body["has_more"]:
+        if table.follow is not None:
+            self.done = True
+            return self._followed(body)
+        items: list[dict[str, Any]] = items_at(body, table.items) or []
+        following = table.paging.next(body, items, table.page_size)
+        if following is None:
             self.done = True
             return items
-        cursor = items[-1]["id"]
+        cursor = ", ".join(f"{name}={value!r}" for name, value in sorted(following.items()) if name != "limit")
         if cursor in self._seen or self.pages >= MAX_PAGES:
             self.client.forget(self.path)
-            why = f"repeated the cursor {cursor!r}" if cursor in self._seen else f"passed {MAX_PAGES} pages"
+            why = f"repeated the cursor {cursor}" if cursor in self._seen else f"passed {MAX_PAGES} pages"
             raise PaginationError(
-                f"{self.table}: GET {self.path} {why} and would page forever; the query stops so as not "
+                f"{table.name}: GET {self.path} {why} and would page forever; the query stops so as not "
                 "to loop: try again later, or report the server's behaviour",
                 path=self.path,
-                table=self.table,
+                table=table.name,
             )
         self._seen.add(cursor)
-        self._after = cursor
+        self._next = {**following, **self.params}
         return items
 
+    def _followed(self, body: Any) -> list[dict[str, Any]]:
+        """The items of the resource the table's answer names (none when it names none)."""
+        follow = self.table.follow
+        assert follow is not None
+        ident = pick(body, follow.field)
+        if not isinstance(ident, str) or not ident:
+            return []
+        path = encode_path(follow.path, {follow.name: ident})
+        decoded = self.client.get(
+            path, {}, table=self.table.name, admin=self.table.admin, decoder=follow.body, validate=self._validate
+        )
+        items: list[dict[str, Any]] = items_at(decoded, self.table.items) or []
+        for item in items:
+            item[follow.name] = ident
+        return items
+
+    def _validate_reference(self, body: Any) -> None:
+        if not isinstance(body, dict):
+            self._invalid("is not a JSON object")
+
     def _validate(self, body: Any) -> None:
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, list):
-            self._invalid("is not an object with a 'data' list")
+        data = items_at(body, self.table.items)
+        if data is None:
+            self._invalid("is not an object with a 'data' list" if self.table.items == "data[]" else "is not a list")
+        problem = self.table.paging.check(body, data)
+        if problem is not None:
+            self._invalid(problem)
         for index, item in enumerate(data):
-            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-                self._invalid(f"has an item without a string 'id' at data[{index}]")
-        if not self.paged:
-            return
-        if not isinstance(body.get("has_more"), bool):
-            self._invalid("has no boolean 'has_more'")
-        if body["has_more"] and not data:
+            if not isinstance(item, dict):
+                self._invalid(f"has an item that is not an object at [{index}]")
+            for name, source in self._required:
+                if pick(item, source) is None:
+                    self._invalid(f"has an item without its {name} ({source}) at [{index}]")
+        if self.table.paging.paged and body.get("has_more") is True and not data:
             raise PaginationError(
-                f"{self.table}: GET {self.path} said has_more=true but sent no data (page {self.pages + 1}); "
+                f"{self.table.name}: GET {self.path} said has_more=true but sent no data (page {self.pages + 1}); "
                 "the result would be incomplete, so the query stops: try again later",
                 path=self.path,
-                table=self.table,
+                table=self.table.name,
             )
 
-    def _invalid(self, what: str) -> None:
+    def _invalid(self, what: str) -> NoReturn:
         raise APIResponseValidationError(
-            f"{self.table}: the response of GET {self.path} {what}; check OPENAI_BASE_URL points at the "
+            f"{self.table.name}: the response of GET {self.path} {what}; check OPENAI_BASE_URL points at the "
             "OpenAI API, or try again",
             path=self.path,
-            table=self.table,
+            table=self.table.name,
         )

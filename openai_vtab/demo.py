@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .testing import FakeOpenAI
 
-__all__ = ["EXPERIMENTS", "ORGANIZATION_ID", "populate"]
+__all__ = ["EXPERIMENTS", "ORGANIZATION_ID", "PROJECTS", "populate"]
 
 ORGANIZATION_ID = "org-Qm4XvT8dLw2bN7cRk5Hy1sJe"
 ORGANIZATION_SLUG = "acme-demo"
@@ -92,12 +92,28 @@ _JOBS = (
 )
 # fmt: on
 
+# Base models with their release time and a shutdown date. The dates are sample data for the demo, not dates
+# OpenAI has announced: they only make "which of our models stop, and when" answerable offline.
 _BASE_MODELS = (
-    ("gpt-4o-mini-2024-07-18", 1_721_172_717),
-    ("gpt-4o-2024-08-06", 1_722_814_719),
-    ("gpt-4.1-mini-2025-04-14", 1_744_318_173),
-    ("gpt-4.1-nano-2025-04-14", 1_744_321_025),
+    ("gpt-4o-mini-2024-07-18", 1_721_172_717, "2027-03-31"),
+    ("gpt-4o-2024-08-06", 1_722_814_719, "2027-01-28"),
+    ("gpt-4.1-mini-2025-04-14", 1_744_318_173, None),
+    ("gpt-4.1-nano-2025-04-14", 1_744_321_025, "2027-09-30"),
 )
+
+#: The organization's projects (id -> name): the best checkpoints of two experiments are shared with them.
+PROJECTS: dict[str, str] = {
+    "proj_Kd82nQe5VwTz1sYbR4mX": "support-bot",
+    "proj_Ra7cL0pXm3HfW9uJq2Ne": "analytics",
+    "proj_Tz4bN8qGe2LkV6dSw1Hc": "comms",
+}
+# Which projects get each experiment's best checkpoint.
+_SHARED = {
+    "sql-v2-lr": ("proj_Kd82nQe5VwTz1sYbR4mX", "proj_Ra7cL0pXm3HfW9uJq2Ne"),
+    "tone-distill": ("proj_Tz4bN8qGe2LkV6dSw1Hc",),
+}
+# Result files log validation metrics every this many steps, as the API does every so often.
+_VALID_EVERY = 15
 
 
 def populate(api: FakeOpenAI) -> None:
@@ -111,13 +127,15 @@ class _Organization:
     def __init__(self, api: FakeOpenAI) -> None:
         self.api = api
         self.rng = random.Random(20250505)
+        # Per succeeded job: its experiment and (full_valid_loss, checkpoint model name) of each checkpoint.
+        self.checkpoints: list[tuple[str, list[tuple[float, str]]]] = []
 
     def ident(self, prefix: str, length: int = 24) -> str:
         return prefix + "".join(self.rng.choice(ALPHABET) for _ in range(length))
 
     def build(self) -> None:
-        for model, created in _BASE_MODELS:
-            self.api.add_model(model, owned_by="system", created=created)
+        for model, created, shutdown in _BASE_MODELS:
+            self.api.add_model(model, owned_by="system", created=created, shutdown_date=shutdown)
         created = START
         for spec in _JOBS:
             created += self.rng.randrange(20, 40) * 3600  # a new job every day or so
@@ -128,6 +146,9 @@ class _Organization:
             (18, "in_progress", 800, 0),
         ):
             self.batch(START + day * 86_400, status, total, failed)
+        for experiment, saved in self.checkpoints:
+            for project in _SHARED.get(experiment, ()):
+                self.api.add_permission(min(saved)[1], project)
 
     def job(self, spec: _Job, created: int) -> None:
         api = self.api
@@ -142,6 +163,8 @@ class _Organization:
         if spec.error in ("invalid_training_file", "invalid_n_examples"):
             finished = created + 60  # rejected while its files were validated
         model_name = f"ft:{spec.model}:{ORGANIZATION_SLUG}:{spec.suffix}:{job_id[-8:]}"
+        succeeded = spec.status == "succeeded"
+        result_file = self.ident("file-", 22) if succeeded else None
         hyperparameters: dict[str, float] = {
             "n_epochs": spec.epochs,
             "batch_size": spec.batch_size,
@@ -153,7 +176,6 @@ class _Organization:
         if spec.error is not None:
             message, param = ERRORS[spec.error]
             error = {"code": spec.error, "message": message, "param": param}
-        succeeded = spec.status == "succeeded"
         api.add_job(
             job_id,
             model=spec.model,
@@ -164,7 +186,7 @@ class _Organization:
             organization_id=ORGANIZATION_ID,
             training_file=train["id"],
             validation_file=valid["id"],
-            result_files=[self.ident("file-", 22)] if succeeded else [],
+            result_files=[result_file] if succeeded else [],
             hyperparameters=hyperparameters,
             trained_tokens=spec.examples * spec.done * 310 if succeeded else None,
             error=error,
@@ -190,8 +212,14 @@ class _Organization:
         if spec.status == "queued":
             return
         event(started, "Fine-tuning job started")
-        for epoch in range(1, spec.done + 1):
+        saved = [
             self.checkpoint(spec, job_id, epoch, steps_per_epoch, started + epoch * epoch_seconds)
+            for epoch in range(1, spec.done + 1)
+        ]
+        if succeeded:
+            self.checkpoints.append((spec.experiment, [(m["full_valid_loss"], name) for m, name in saved]))
+            curve = _curve(spec, job_id, steps_per_epoch, saved)
+            self.api.add_result_file(job_id, curve, id=result_file, created_at=finished)
         if finished is None:
             return
         if spec.status == "failed":
@@ -223,8 +251,10 @@ class _Organization:
             metadata={"purpose": "eval"},
         )
 
-    def checkpoint(self, spec: _Job, job_id: str, epoch: int, steps_per_epoch: int, at: int) -> None:
-        """One end-of-epoch checkpoint, and the metrics event the API logs with it."""
+    def checkpoint(
+        self, spec: _Job, job_id: str, epoch: int, steps_per_epoch: int, at: int
+    ) -> tuple[dict[str, float], str]:
+        """One end-of-epoch checkpoint, and the metrics event the API logs with it: its metrics and model name."""
         rng = self.rng
         train = spec.floor + (spec.start_loss - spec.floor) * math.exp(-spec.rate * epoch) + rng.uniform(-0.02, 0.02)
         # Validation loss sits a little above the training loss, and climbs once the model starts memorising.
@@ -252,3 +282,49 @@ class _Organization:
             type="metrics",
             data={"step": step, **metrics},
         )
+        return metrics, name
+
+
+def _losses(spec: _Job, epochs: float) -> tuple[float, float]:
+    """The smooth training loss after ``epochs`` (fractional) epochs, and the gap of validation loss above it."""
+    train = spec.floor + (spec.start_loss - spec.floor) * math.exp(-spec.rate * epochs)
+    return train, 0.04 + 0.012 * epochs + 0.045 * max(0.0, epochs - spec.best_epoch) ** 1.5
+
+
+def _curve(
+    spec: _Job, job_id: str, steps_per_epoch: int, saved: list[tuple[dict[str, float], str]]
+) -> list[dict[str, float | None]]:
+    """The lines of a job's result file: every step's training loss and accuracy (noisy, one batch each),
+    validation metrics every ``_VALID_EVERY`` steps, and at each checkpoint's step exactly its metrics.
+
+    Its own generator, seeded by the job id, so that the rest of the demo's ids and numbers stay as they are.
+    """
+    rng = random.Random(job_id)
+    at_checkpoint = {epoch * steps_per_epoch: metrics for epoch, (metrics, _) in enumerate(saved, start=1)}
+    lines: list[dict[str, float | None]] = []
+    for step in range(1, len(saved) * steps_per_epoch + 1):
+        smooth, gap = _losses(spec, step / steps_per_epoch)
+        train = max(0.01, smooth + rng.gauss(0, 0.06))
+        line: dict[str, float | None] = {
+            "step": step,
+            "train_loss": round(train, 4),
+            "train_accuracy": round(min(0.99, 1.02 - 0.42 * train), 4),
+            "valid_loss": None,
+            "valid_mean_token_accuracy": None,
+        }
+        if step % _VALID_EVERY == 0:
+            valid = smooth + gap + rng.uniform(-0.03, 0.03)
+            line["valid_loss"] = round(valid, 4)
+            line["valid_mean_token_accuracy"] = round(min(0.99, 1.0 - 0.41 * valid), 4)
+        checkpoint = at_checkpoint.get(step)
+        if checkpoint is not None:
+            line.update(
+                train_loss=checkpoint["train_loss"],
+                train_accuracy=checkpoint["train_mean_token_accuracy"],
+                valid_loss=checkpoint["valid_loss"],
+                valid_mean_token_accuracy=checkpoint["valid_mean_token_accuracy"],
+                full_valid_loss=checkpoint["full_valid_loss"],
+                full_valid_mean_token_accuracy=checkpoint["full_valid_mean_token_accuracy"],
+            )
+        lines.append(line)
+    return lines

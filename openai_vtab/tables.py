@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .paging import AFTER_CURSOR, CSV, JSON, NO_PAGING, Decoder, Follow, Paging
+
 __all__ = [
     "TABLES",
     "Column",
@@ -23,6 +25,7 @@ __all__ = [
     "fine_tuning_jobs",
     "job_checkpoints",
     "job_events",
+    "job_metrics",
     "models",
 ]
 
@@ -61,11 +64,14 @@ class Column:
 
 @dataclass(frozen=True)
 class Table:
-    """An OpenAI list endpoint as a read-only SQL table.
+    """An OpenAI endpoint as a read-only SQL table.
 
     ``path`` is relative to the base URL; each ``{placeholder}`` is a required hidden key column.
-    ``paged`` endpoints take ``limit``/``after`` and answer ``has_more``; the others answer one list.
-    ``key_doc`` describes the key columns for the README and for error messages. ``admin`` endpoints are
+    ``paging`` is how its answers come in pages (``paging.py``: ``AFTER_CURSOR`` takes ``limit``/``after`` and
+    answers ``has_more``; ``NO_PAGING`` answers once), ``page_size`` the ``limit`` it asks for; ``body`` decodes
+    an answer and ``items`` says where its rows are. ``follow``: the rows are in a resource the answer names
+    (a job's result file). ``identity`` names the columns that tell rows of one key apart (rowids derive from
+    them). ``key_doc`` describes the key columns for the README and for error messages. ``admin`` endpoints are
     called with the admin key (OPENAI_ADMIN_KEY) when one is set.
     """
 
@@ -75,16 +81,26 @@ class Table:
     columns: tuple[Column, ...]
     example: str
     key_doc: dict[str, str] = field(default_factory=dict)
-    paged: bool = True
+    paging: Paging = AFTER_CURSOR
     page_size: int = 100
+    body: Decoder = JSON
+    items: str = "data[]"
+    follow: Follow | None = None
+    identity: tuple[str, ...] = ("id",)
     admin: bool = False
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns] + list(self.keys)
         if len(names) != len(set(names)):
             raise ValueError(f"table {self.name}: duplicate column names in {names}")
-        if "id" not in names:
-            raise ValueError(f"table {self.name}: needs an id column (rowids are derived from it)")
+        missing = [name for name in self.identity if name not in names]
+        if missing or not self.identity:
+            raise ValueError(f"table {self.name}: identity {self.identity} names no columns {missing}")
+
+    @property
+    def identity_columns(self) -> tuple[Column, ...]:
+        """The columns of ``identity``, in table order."""
+        return tuple(c for c in self.columns if c.name in self.identity)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -173,6 +189,40 @@ job_events = Table(
     "WHERE level != 'info' ORDER BY created_at",
 )
 
+job_metrics = Table(
+    name="job_metrics",
+    path="/fine_tuning/jobs/{fine_tuning_job_id}",
+    doc="The training curve of one fine-tuning job, step by step: the lines of the job's result file (its "
+    "first result_files entry, a CSV file). Checkpoints keep only the last epochs; this is every step. A job "
+    "without a result file (running, failed, cancelled) has no rows.",
+    key_doc={"fine_tuning_job_id": "the fine-tuning job id, e.g. 'ftjob-abc123'"},
+    columns=(
+        Column("step", "INTEGER", source="row.step", doc="Training step."),
+        Column("train_loss", "REAL", source="row.train_loss", doc="Training loss at this step."),
+        Column("train_accuracy", "REAL", source="row.train_accuracy", doc="Token accuracy on the training batch."),
+        Column("valid_loss", "REAL", source="row.valid_loss", doc="Validation loss, NULL on steps without one."),
+        Column(
+            "valid_mean_token_accuracy",
+            "REAL",
+            source="row.valid_mean_token_accuracy",
+            doc="Validation token accuracy, NULL on steps without one.",
+        ),
+        Column(
+            "metrics",
+            "JSON",
+            source="row",
+            doc="Every column of the step's line, numbers as numbers, blanks left out: also the columns other "
+            "methods write (full_valid_loss, train_mean_reward, ...).",
+        ),
+        Column("file_id", doc="The result file the step was read from."),
+    ),
+    example="SELECT step, train_loss, valid_loss FROM job_metrics('ftjob-abc123') ORDER BY step",
+    paging=NO_PAGING,
+    items="[]",
+    follow=Follow("result_files.0", "/files/{file_id}/content", body=CSV),
+    identity=("step",),
+)
+
 checkpoint_permissions = Table(
     name="checkpoint_permissions",
     path="/fine_tuning/checkpoints/{fine_tuned_model_checkpoint}/permissions",
@@ -205,9 +255,14 @@ models = Table(
         Column("object", doc="Always 'model'."),
         Column("created", "INTEGER", doc="Unix time (seconds) the model was created."),
         Column("owned_by", doc="Organization that owns the model ('openai', 'system' or yours)."),
+        Column(
+            "shutdown_date",
+            doc="ISO date (YYYY-MM-DD) the model stops serving, or NULL if none is announced. A fine-tuned model "
+            "serves until its base model's shutdown date.",
+        ),
     ),
     example="SELECT id, datetime(created, 'unixepoch') FROM models WHERE id LIKE 'ft:%' ORDER BY created DESC",
-    paged=False,
+    paging=NO_PAGING,
 )
 
 files = Table(
@@ -267,6 +322,7 @@ TABLES: tuple[Table, ...] = (
     job_checkpoints,
     fine_tuning_jobs,
     job_events,
+    job_metrics,
     checkpoint_permissions,
     models,
     files,

@@ -19,6 +19,9 @@ Use it in your own tests the same way; it never talks to anything but 127.0.0.1.
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
 import json
 import random
 import ssl
@@ -84,6 +87,7 @@ class _State:
         self.files: list[dict[str, Any]] = []
         self.batches: list[dict[str, Any]] = []
         self.permissions: dict[str, list[dict[str, Any]]] = {}
+        self.contents: dict[str, bytes] = {}  # file id -> what GET /files/{id}/content answers
 
 
 class _Error(Exception):
@@ -268,9 +272,17 @@ class FakeOpenAI:
             self.state.events.setdefault(job_id, []).append(event)
         return event
 
-    def add_model(self, id: str, *, owned_by: str = "openai", created: int | None = None) -> dict[str, Any]:
-        """Add a model to GET /models."""
-        model = {"id": id, "object": "model", "created": created or self._tick(), "owned_by": owned_by}
+    def add_model(
+        self, id: str, *, owned_by: str = "openai", created: int | None = None, shutdown_date: str | None = None
+    ) -> dict[str, Any]:
+        """Add a model to GET /models; ``shutdown_date`` is an ISO date, or None when none is announced."""
+        model = {
+            "id": id,
+            "object": "model",
+            "created": created or self._tick(),
+            "owned_by": owned_by,
+            "shutdown_date": shutdown_date,
+        }
         with self._lock:
             self.state.models.append(model)
         return model
@@ -291,6 +303,46 @@ class FakeOpenAI:
         file.update(fields)
         with self._lock:
             self.state.files.append(file)
+        return file
+
+    def add_result_file(
+        self,
+        job_id: str,
+        rows: Iterable[Mapping[str, Any]] | str,
+        *,
+        id: str | None = None,
+        encoding: str = "plain",
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Give a job its result file (``step_metrics.csv``), listed in GET /files and served by
+        GET /files/{id}/content; the job's ``result_files`` becomes ``[id]``.
+
+        ``rows`` are the CSV lines as mappings (the header is the union of their keys, in first-seen order; a
+        missing or None value is a blank cell), or the file's whole text. ``encoding`` is how the API serves it:
+        ``plain`` text, ``base64`` of it, or ``json`` (a JSON string, as the spec declares the download).
+        ``fields`` go to the file object (``created_at``, ...).
+        """
+        if isinstance(rows, str):
+            text = rows
+        else:
+            lines = list(rows)
+            header = list(dict.fromkeys(name for row in lines for name in row))
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(header)
+            for row in lines:
+                writer.writerow(["" if row.get(name) is None else row[name] for name in header])
+            text = out.getvalue()
+        content = {
+            "plain": lambda: text.encode(),
+            "base64": lambda: base64.b64encode(text.encode()),
+            "json": lambda: json.dumps(text).encode(),
+        }[encoding]()
+        file = self.add_file("step_metrics.csv", purpose="fine-tune-results", id=id or self._id("file-"), **fields)
+        file["bytes"] = len(content)
+        with self._lock:
+            self.state.contents[file["id"]] = content
+            self.state.jobs[job_id]["result_files"] = [file["id"]]
         return file
 
     def add_batch(self, **fields: Any) -> dict[str, Any]:
@@ -387,6 +439,10 @@ class FakeOpenAI:
         match segments:
             case ["v1", "fine_tuning", "jobs"]:
                 return "jobs", ()
+            case ["v1", "fine_tuning", "jobs", job]:
+                return "job", (job,)
+            case ["v1", "files", file, "content"]:
+                return "content", (file,)
             case ["v1", "fine_tuning", "jobs", job, "checkpoints"]:
                 return "checkpoints", (job,)
             case ["v1", "fine_tuning", "jobs", job, "events"]:
@@ -401,9 +457,17 @@ class FakeOpenAI:
                 return "batches", ()
         return "unknown", ()
 
-    def _answer(self, route: str, keys: tuple[str, ...], params: dict[str, str]) -> dict[str, Any]:
+    def _answer(self, route: str, keys: tuple[str, ...], params: dict[str, str]) -> dict[str, Any] | bytes:
         state = self.state
         with self._lock:
+            if route == "job":
+                _allow(params, set())
+                return self._job(keys[0])
+            if route == "content":
+                _allow(params, set())
+                if keys[0] not in state.contents:
+                    raise _Error(404, f"No such File object: {keys[0]}", param="id")
+                return state.contents[keys[0]]
             if route == "jobs":
                 _allow(params, {"after", "limit", "metadata"}, prefix="metadata[")
                 wanted = {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")}
@@ -453,11 +517,16 @@ class FakeOpenAI:
             cached = self._views[name] = (len(items), ordered, {item["id"]: i for i, item in enumerate(ordered)})
         return cached[1], cached[2]
 
-    def _of_job(self, table: dict[str, list[dict[str, Any]]], job_id: str) -> list[dict[str, Any]]:
-        if job_id not in self.state.jobs:
+    def _job(self, job_id: str) -> dict[str, Any]:
+        job = self.state.jobs.get(job_id)
+        if job is None:
             raise _Error(
                 404, f"Could not find fine-tuning job {job_id}.", param="fine_tuning_job_id", code="fine_tune_not_found"
             )
+        return job
+
+    def _of_job(self, table: dict[str, list[dict[str, Any]]], job_id: str) -> list[dict[str, Any]]:
+        self._job(job_id)
         return table[job_id] if table is self.state.checkpoints else table.setdefault(job_id, [])
 
     def _authorize(self, route: str, headers: Mapping[str, str]) -> None:
@@ -519,6 +588,11 @@ class FakeOpenAI:
                 error.body["error"]["message"] = f"Invalid URL ({method} {raw_path})"
             extra = dict(fault.headers) if fault is not None and fault.kind == "status" else {}
             return error.status, extra, json.dumps(error.body).encode()
+        if isinstance(body, bytes):  # a file's content, as the API sends it: not JSON, whatever it holds
+            raw = {"Content-Type": "application/octet-stream"}
+            if fault is not None and fault.kind == "truncated":
+                return 200, {**raw, "Content-Length": str(len(body)), "Connection": "close"}, body[: len(body) // 2]
+            return 200, raw, body
         if fault is None:
             return 200, {}, json.dumps(body).encode()
         broken = _broken(fault.kind, body)
@@ -628,7 +702,7 @@ def _handler(api: FakeOpenAI) -> Callable[..., BaseHTTPRequestHandler]:
                 self.connection.close()
                 return
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", extra.pop("Content-Type", "application/json"))
             self.send_header("Content-Length", extra.pop("Content-Length", str(len(body))))
             if extra.get("Connection") == "close":
                 self.close_connection = True

@@ -24,7 +24,7 @@ from typing import Any
 
 import apsw
 
-from .client import Pager, encode_path
+from .client import Pager
 from .errors import InvalidKeyError, MissingRequiredKeyError, NotFoundError, UnknownKeyWarning
 from .fetch import RowStream, Source
 from .registration import Registration
@@ -63,15 +63,16 @@ class VirtualTable:
         self.table = table
         self.registration = registration
         self.key_index = {name: len(table.columns) + i for i, name in enumerate(table.keys)}
-        self.id_index = [c.name for c in table.columns].index("id")
+        names = [c.name for c in table.columns]
+        self.identity_index = tuple(names.index(name) for name in table.identity)
         self.param_index = {i: c for i, c in enumerate(table.columns) if c.query_param}
         self._row_makers: dict[frozenset[int], Callable[[dict[str, Any], tuple[Any, ...]], Row]] = {}
 
     def row_maker(self, used: frozenset[int]) -> Callable[[dict[str, Any], tuple[Any, ...]], Row]:
-        """The row function for the columns a statement reads (the id is always read: rowids need it)."""
+        """The row function for the columns a statement reads (the identity is always read: rowids need it)."""
         maker = self._row_makers.get(used)
         if maker is None:
-            maker = self._row_makers[used] = row_maker(self.table.columns, used | {self.id_index})
+            maker = self._row_makers[used] = row_maker(self.table.columns, used | set(self.identity_index))
         return maker
 
     def BestIndexObject(self, info: apsw.IndexInfo) -> bool:  # noqa: N802
@@ -144,7 +145,7 @@ class Cursor:
         self._rows: list[Row] = []
         self._pos = 0
         self._ncols = len(self.table.columns)
-        self._id_index = vtable.id_index
+        self._identity = vtable.identity_index
 
     def Filter(self, indexnum: int, indexname: str, constraintargs: Sequence[Any]) -> None:  # noqa: N802
         """Start a fresh scan for the keys SQLite passes; everything from an earlier scan is dropped."""
@@ -180,13 +181,10 @@ class Cursor:
                 key,
                 Pager(
                     self.registration.client,
-                    encode_path(self.table.path, dict(zip(self.table.keys, key, strict=True))),
+                    self.table,
+                    dict(zip(self.table.keys, key, strict=True)),
                     params,
-                    table=self.table.name,
-                    paged=self.table.paged,
-                    page_size=self.table.page_size,
                     first_page_size=first_page,
-                    admin=self.table.admin,
                 ),
             )
             for key in product(*keys)
@@ -279,9 +277,9 @@ class Cursor:
         return self._rows[self._pos][number]
 
     def Rowid(self) -> int:  # noqa: N802
-        """A stable 63-bit id from the keys and the object id, the same in every Filter call."""
+        """A stable 63-bit id from the keys and the row's identity (its id), the same in every Filter call."""
         row = self._rows[self._pos]
-        ident = "\x00".join((*row[self._ncols :], row[self._id_index]))
+        ident = "\x00".join((*row[self._ncols :], *(str(row[i]) for i in self._identity)))
         return int.from_bytes(hashlib.blake2b(ident.encode(), digest_size=8).digest(), "big") >> 1
 
     def Close(self) -> None:  # noqa: N802

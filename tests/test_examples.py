@@ -240,3 +240,46 @@ def test_pick_checkpoints(sample: FakeOpenAI) -> None:
         assert line[3] == (
             "(final model)" if step == last else f"(best at step {step} of {last}: deploy the checkpoint)"
         )
+
+
+def test_best_step(sample: FakeOpenAI) -> None:
+    rows = recipe("best_step.sql", sample)
+    expected = []
+    for job in succeeded(sample):
+        file = job["result_files"][0]
+        lines = list(csv.DictReader(sample.state.contents[file].decode().splitlines()))
+        lowest = min((line for line in lines if line["valid_loss"]), key=lambda line: float(line["valid_loss"]))
+        step = int(lowest["step"])
+        nearest = min(sample.state.checkpoints[job["id"]], key=lambda c: abs(c["step_number"] - step))
+        expected.append(
+            {
+                "job": job["id"],
+                "best_step": str(step),
+                "valid_loss": str(float(lowest["valid_loss"])),
+                "nearest_checkpoint": str(nearest["step_number"]),
+                "steps_away": str(abs(nearest["step_number"] - step)),
+                "checkpoint": nearest["fine_tuned_model_checkpoint"],
+            }
+        )
+    assert rows == sorted(expected, key=lambda row: float(row["valid_loss"]))
+    assert len(rows) == len(succeeded(sample)) > 0
+
+
+def test_shutdown_dates(sample: FakeOpenAI) -> None:
+    rows = recipe("shutdown_dates.sql", sample)
+    dates = {model["id"]: model["shutdown_date"] for model in sample.state.models}
+    today = datetime.now(timezone.utc).date()
+    expected = [
+        {
+            "fine_tuned_model": job["fine_tuned_model"],
+            "base_model": job["model"],
+            "shutdown_date": dates[job["model"]] or "",
+            "days_left": str((datetime.fromisoformat(dates[job["model"]]).date() - today).days)
+            if dates[job["model"]]
+            else "",
+        }
+        for job in succeeded(sample)
+    ]
+    expected.sort(key=lambda row: (row["shutdown_date"] == "", row["shutdown_date"], row["fine_tuned_model"]))
+    assert rows == expected
+    assert rows[0]["shutdown_date"] and not rows[-1]["shutdown_date"]  # the demo has both kinds

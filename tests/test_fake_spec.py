@@ -24,6 +24,7 @@ The module is skipped when the spec (kept outside the project, beside the checko
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable
@@ -630,3 +631,41 @@ def test_no_openapi30_nullable_in_tested_schemas(spec: Spec) -> None:
         walk(schemas["ErrorResponse"], "ErrorResponse")
     assert len(seen) > 20, "the walk should have followed the item schemas' references"
     assert not found, f"OpenAPI 3.0 'nullable' in schemas validated here (teach _openapi31 about it): {found}"
+
+
+def test_retrieved_jobs_conform_to_spec(api: FakeOpenAI, spec: Spec) -> None:
+    """GET /fine_tuning/jobs/{id} (what job_metrics reads first) answers the spec's FineTuningJob, with and
+    without a result file; an unknown job is the API's 404 envelope."""
+    validator = spec.validator(spec.response_pointer("/fine_tuning/jobs/{fine_tuning_job_id}"))
+    problems = []
+    for i, fields in enumerate(JOB_VARIANTS):
+        job = api.add_job(**fields)["id"]
+        if i % 2 == 0:
+            api.add_result_file(job, [{"step": 1, "train_loss": 1.5}])
+        answer = _get(api, f"/fine_tuning/jobs/{job}")
+        assert answer.status_code == 200 and answer.body["id"] == job
+        problems += _errors(validator, answer.body)
+    assert problems == []
+    missing = _get(api, "/fine_tuning/jobs/ftjob-missing")
+    assert missing.status_code == 404
+    error_validator = spec.error_validator()
+    assert error_validator is not None and _errors(error_validator, missing.body) == []
+
+
+def test_file_content_is_served_as_the_declared_download(api: FakeOpenAI, spec: Spec) -> None:
+    """GET /files/{file_id}/content: the spec declares a string; the fake serves the file's bytes as they are
+    (plain or base64), or the JSON string of them when asked to, and 404 for an unknown file."""
+    assert spec.at(spec.response_pointer("/files/{file_id}/content")) == {"type": "string"}
+    job = api.add_job()["id"]
+    texts = {}
+    for encoding in ("plain", "base64", "json"):
+        file = api.add_result_file(job, "step,train_loss\n1,1.5\n", encoding=encoding)["id"]
+        response = requests.get(
+            f"{api.base_url}/files/{file}/content", headers={"Authorization": f"Bearer {api.api_key}"}, timeout=TIMEOUT
+        )
+        assert response.status_code == 200
+        texts[encoding] = response.text
+    assert texts["plain"] == "step,train_loss\n1,1.5\n"
+    assert base64.b64decode(texts["base64"]).decode() == texts["plain"]
+    assert json.loads(texts["json"]) == texts["plain"]
+    assert _get(api, "/files/file-missing/content").status_code == 404

@@ -476,15 +476,16 @@ def test_no_warning_without_a_clash(api: FakeOpenAI) -> None:
 
 @pytest.fixture(scope="module")
 def sample() -> Iterator[FakeOpenAI]:
-    """A fake holding what the declarations' examples name: job ftjob-abc123 with checkpoints, events and
-    permissions, a fine-tuned model, fine-tune files and a batch still running."""
+    """A fake holding what the declarations' examples name: job ftjob-abc123 with checkpoints, events,
+    permissions and a result file, a fine-tuned model, fine-tune files and a batch still running."""
     with FakeOpenAI() as api:
         job = api.add_job(EXAMPLE_JOB)
         for checkpoint in api.add_checkpoints(job["id"], 3):
             api.add_permission(checkpoint["fine_tuned_model_checkpoint"], "proj_abc")
+        api.add_result_file(job["id"], [{"step": step, "train_loss": 2.0 / step} for step in range(1, 4)])
         api.add_event(job["id"], "Fine-tuning job started")
         api.add_event(job["id"], "Training file has duplicate examples", level="warn")
-        api.add_model("gpt-4o-mini-2024-07-18", owned_by="system")
+        api.add_model("gpt-4o-mini-2024-07-18", owned_by="system", shutdown_date="2027-03-31")
         api.add_model(job["fine_tuned_model"], owned_by="org-fake")
         api.add_file("train.jsonl")
         api.add_file("input.jsonl", purpose="batch")
