@@ -68,7 +68,7 @@ def columns_of(table: Table) -> list[str]:
 
 def primary_key(table: Table) -> list[str]:
     """The key columns, then the columns that tell rows of one key apart."""
-    return list(table.keys) + [name for name in getattr(table, "identity", ("id",)) if name not in table.keys]
+    return list(table.keys) + [name for name in table.identity if name not in table.keys]
 
 
 def signature(table: Table) -> str:

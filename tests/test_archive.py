@@ -6,6 +6,7 @@ tables' own answers, after clean runs, re-runs, a failing job, an interrupt and 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -29,7 +30,8 @@ from openai_vtab.archive_store import TERMINAL
 from openai_vtab.demo import populate
 from openai_vtab.testing import FakeOpenAI
 
-PER_JOB = {"checkpoints": "job_checkpoints", "events": "job_events"}
+# The fake's routes that per-job tables read: job_metrics reads the job, then its result file's content.
+PER_JOB = {"checkpoints": "job_checkpoints", "events": "job_events", "job": "job_metrics", "content": "job_metrics"}
 
 
 @pytest.fixture
@@ -83,8 +85,14 @@ def archived_rows(path: Path, table: str) -> list[tuple[Any, ...]]:
 
 
 def children_requested(api: FakeOpenAI) -> dict[str, set[str]]:
-    """Per route of a per-job table, the job ids the run asked for."""
-    return {route: {r.keys[0] for r in api.requests_to(route)} for route in PER_JOB}
+    """Per route of a per-job table, the job ids the run asked for (no route for a job's result file)."""
+    return {route: {r.keys[0] for r in api.requests_to(route)} for route in PER_JOB if route != "content"}
+
+
+def result_lines(api: FakeOpenAI) -> int:
+    """The steps in the result files of the fake's jobs (the demo serves them as plain CSV text)."""
+    files = [job["result_files"][0] for job in api.state.jobs.values() if job["result_files"]]
+    return sum(len(api.state.contents[f].decode().splitlines()) - 1 for f in files)
 
 
 def non_terminal(api: FakeOpenAI) -> set[str]:
@@ -103,6 +111,7 @@ def test_first_run_holds_what_the_fake_holds(demo: FakeOpenAI, tmp_path: Path) -
         "fine_tuning_jobs": len(state.jobs),
         "job_checkpoints": sum(map(len, state.checkpoints.values())),
         "job_events": sum(map(len, state.events.values())),
+        "job_metrics": result_lines(demo),
         "models": len(state.models),
         "files": len({f["id"] for f in state.files} & named),
     }
@@ -110,7 +119,9 @@ def test_first_run_holds_what_the_fake_holds(demo: FakeOpenAI, tmp_path: Path) -
     assert report.requests == len(demo.requests)
 
 
-@pytest.mark.parametrize("table", ["fine_tuning_jobs", "job_checkpoints", "job_events", "models", "files"])
+@pytest.mark.parametrize(
+    "table", ["fine_tuning_jobs", "job_checkpoints", "job_events", "job_metrics", "models", "files"]
+)
 def test_archived_rows_are_the_live_tables_rows(demo: FakeOpenAI, tmp_path: Path, table: str) -> None:
     run(demo, tmp_path / "history.db")
     rows = archived_rows(tmp_path / "history.db", table)
@@ -134,9 +145,10 @@ def test_second_run_lists_the_jobs_and_fetches_only_unfinished_ones(demo: FakeOp
     second = run(demo, path)
     unfinished = non_terminal(demo)
     assert unfinished and len(unfinished) < len(demo.state.jobs)
-    assert children_requested(demo) == {"checkpoints": unfinished, "events": unfinished}
+    assert children_requested(demo) == {"checkpoints": unfinished, "events": unfinished, "job": unfinished}
     assert [r.route for r in demo.requests if r.route not in PER_JOB] == ["jobs", "models", "files"]
-    assert second.requests == len(demo.requests) == 3 + 2 * len(unfinished)
+    assert demo.requests_to("content") == []  # unfinished jobs have no result file yet
+    assert second.requests == len(demo.requests) == 3 + 3 * len(unfinished)
     assert (second.fetched, second.unchanged) == (len(unfinished), len(demo.state.jobs) - len(unfinished))
     assert second.counts == first.counts  # nothing new: no duplicates either
 
@@ -172,11 +184,11 @@ def test_a_job_that_finished_since_is_fetched_once_more_then_left_alone(api: Fak
     api.state.jobs[job].update(status="succeeded", finished_at=1_800_000_000)
     api.add_checkpoints(job, 1)
     run(api, path)
-    assert children_requested(api) == {"checkpoints": {job}, "events": {job}}
+    assert children_requested(api) == {"checkpoints": {job}, "events": {job}, "job": {job}}
     assert query(path, "SELECT status FROM fine_tuning_jobs") == [("succeeded",)]
     assert len(archived_rows(path, "job_checkpoints")) == 3
     run(api, path)
-    assert children_requested(api) == {"checkpoints": set(), "events": set()}
+    assert children_requested(api) == {"checkpoints": set(), "events": set(), "job": set()}
 
 
 def test_rows_the_api_has_dropped_stay_in_the_archive(api: FakeOpenAI, tmp_path: Path) -> None:
@@ -400,9 +412,8 @@ def test_register_on_the_archive_reads_the_archived_tables_and_warns(demo: FakeO
         warnings.simplefilter("always")
         openai_vtab.register(db, **options(demo))
     clashes = sorted(str(w.message).split()[1] for w in caught if w.category is openai_vtab.TableNameClashWarning)
-    assert clashes == [
-        f"main.{t}" for t in sorted(["fine_tuning_jobs", "job_checkpoints", "job_events", "models", "files"])
-    ]
+    archived = ["fine_tuning_jobs", "job_checkpoints", "job_events", "job_metrics", "models", "files"]
+    assert clashes == [f"main.{t}" for t in sorted(archived)]
     job = sorted(demo.state.jobs)[0]
     archived = db.execute("SELECT count(*) FROM job_events WHERE fine_tuning_job_id = ?", (job,)).fetchone()
     assert archived == (len(demo.state.events[job]),) and demo.requests == []
@@ -422,6 +433,86 @@ def test_natural_queries_use_the_keys(demo: FakeOpenAI, tmp_path: Path) -> None:
     ):
         plan = " ".join(row[-1] for row in query(path, f"EXPLAIN QUERY PLAN {sql}"))
         assert "SCAN" not in plan, (sql, plan)
+
+
+# The questions of README "Before fine-tuning winds down", in a form that runs on the live tables and on the
+# archive alike (the table-valued form job_metrics('...') exists only on the live tables).
+QUESTIONS = {
+    "how each run trained, step by step": """
+        SELECT j.user_provided_suffix, j.model, m.step, m.train_loss, m.valid_loss
+        FROM job_metrics m JOIN fine_tuning_jobs j ON j.id = m.fine_tuning_job_id
+        WHERE m.fine_tuning_job_id IN (SELECT id FROM fine_tuning_jobs)
+        ORDER BY j.created_at, m.step""",
+    "which fine-tuned models stop working, and when": """
+        SELECT j.fine_tuned_model, b.shutdown_date
+        FROM fine_tuning_jobs j JOIN models b ON b.id = j.model
+        WHERE j.status = 'succeeded'
+        ORDER BY b.shutdown_date IS NULL, b.shutdown_date, j.fine_tuned_model""",
+    "complete and queryable after the platform stops": """
+        SELECT 'jobs', count(*) FROM fine_tuning_jobs
+        UNION ALL SELECT 'checkpoints', count(*) FROM job_checkpoints
+            WHERE fine_tuning_job_id IN (SELECT id FROM fine_tuning_jobs)
+        UNION ALL SELECT 'events', count(*) FROM job_events
+            WHERE fine_tuning_job_id IN (SELECT id FROM fine_tuning_jobs)
+        UNION ALL SELECT 'steps', count(*) FROM job_metrics
+            WHERE fine_tuning_job_id IN (SELECT id FROM fine_tuning_jobs)""",
+}
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_each_question_is_one_query_with_one_answer_live_and_archived(
+    demo: FakeOpenAI, tmp_path: Path, question: str
+) -> None:
+    path = tmp_path / "history.db"
+    run(demo, path)
+    sql = QUESTIONS[question]
+    answer = live(demo).execute(sql).fetchall()
+    assert len(answer) >= 4  # an answer worth comparing
+    assert query(path, sql) == answer
+
+
+def test_checkpoint_permissions_are_kept_with_an_admin_key(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    admin = "sk-test-admin-0000000000000000"
+    with FakeOpenAI(admin_api_key=admin) as api:
+        populate(api)
+        run(api, path)
+        assert "checkpoint_permissions" not in {name for (name,) in query(path, "SELECT name FROM sqlite_schema")}
+        assert api.requests_to("permissions") == []
+
+        # Jobs archived without their permissions are not complete once there is a key to read them.
+        report = run(api, path, admin_api_key=admin)
+        assert (report.fetched, report.unchanged) == (14, 0)
+        shared = sum(map(len, api.state.permissions.values()))
+        assert shared and report.counts["checkpoint_permissions"] == shared
+        rows = query(path, "SELECT fine_tuned_model_checkpoint, project_id FROM checkpoint_permissions")
+        assert sorted(rows) == sorted((c, p["project_id"]) for c, ps in api.state.permissions.items() for p in ps)
+
+        report = run(api, path, admin_api_key=admin)
+        assert report.fetched == len(non_terminal(api))
+        assert report.counts["checkpoint_permissions"] == shared
+
+
+def test_an_archive_made_before_a_column_existed_gets_it_filled(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    run(demo, path)
+    checkpoints = next(t for t in openai_vtab.TABLES if t.name == "job_checkpoints")
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE models DROP COLUMN shutdown_date")
+        db.execute("ALTER TABLE job_checkpoints DROP COLUMN full_valid_loss")
+        # As a version without that column recorded them: complete with a job_checkpoints of other columns.
+        older = dataclasses.replace(
+            checkpoints, columns=tuple(c for c in checkpoints.columns if c.name != "full_valid_loss")
+        )
+        db.execute(
+            "UPDATE archive_jobs SET tables = replace(tables, ?, ?)",
+            (archive_store.signature(checkpoints), archive_store.signature(older)),
+        )
+    report = run(demo, path)
+    assert (report.fetched, report.unchanged) == (14, 0)
+    for table in ("models", "job_checkpoints"):
+        assert archived_rows(path, table) == live_rows(demo, table)
+    assert run(demo, path).unchanged == 14 - len(non_terminal(demo))
 
 
 # -- records of runs, the shell's helper ----------------------------------------------------------
@@ -446,7 +537,7 @@ def test_run_archive_prints_the_summary_and_failures(demo: FakeOpenAI, tmp_path:
     assert run_archive(path, options(demo), stderr=err) == 0
     [line] = err.getvalue().splitlines()
     assert line.startswith(f"archived into {path}: fine_tuning_jobs 14, job_checkpoints ")
-    assert "(14 jobs fetched, 0 already complete; 31 requests in " in line
+    assert f"(14 jobs fetched, 0 already complete; {len(demo.requests)} requests in " in line
 
     bad = sorted(non_terminal(demo))[0]
     demo.fail(500, match=f"/jobs/{bad}/checkpoints", times=100)
