@@ -81,19 +81,17 @@ class ArchiveReport:
     def summary(self) -> str:
         """One line: what the archive holds, what this run did, and what to do next if it did not finish."""
         held = ", ".join(f"{name} {count}" for name, count in self.counts.items())
-        run = (
-            f"{self.fetched} job{'s' * (self.fetched != 1)} fetched, {self.unchanged} already complete; "
-            f"{self.requests} request{'s' * (self.requests != 1)} in {self.seconds:.1f} s"
-        )
+        run = f"{self.fetched} job{'s' * (self.fetched != 1)} fetched, {self.unchanged} already complete"
+        if self.pending:
+            run += f", {self.pending} not tried"
+        run += f"; {self.requests} request{'s' * (self.requests != 1)} in {self.seconds:.1f} s"
         if self.status == "ok":
             return f"archived into {self.path}: {held} ({run})"
-        left = f"{self.pending} job{'s' * (self.pending != 1)} not tried"
         if self.status == "interrupted":
-            return f"interrupted archiving into {self.path}: {held} ({run}); {left}: run again to continue"
+            return f"interrupted archiving into {self.path}: {held} ({run}); run again to continue"
         failed = len(self.failures)
         return (
-            f"archived into {self.path} with {failed} failure{'s' * (failed != 1)}: {held} ({run}); {left}: "
-            "run again to retry"
+            f"archived into {self.path} with {failed} failure{'s' * (failed != 1)}: {held} ({run}); run again to retry"
         )
 
 
