@@ -342,10 +342,10 @@ def run_archive(
 ) -> int:
     """The shell's ``--archive FILE``: archive with ``register()`` ``options``; returns the exit status.
 
-    Prints the summary line, then one line per failure, on ``stderr``; a progress line on
-    ``progress_stream`` when it is a terminal. The status is 0 when everything was archived, 1 when anything
-    failed, 130 after Ctrl-C (the jobs written before it stay; requests still in flight are abandoned, and
-    a caller about to exit should not wait for them).
+    Prints the summary line, then one line per failure, on ``stderr`` (or ``Error: ...`` for what stopped
+    the run as a whole); a progress line on ``progress_stream`` when it is a terminal. The status is 0 when
+    everything was archived, 1 when anything failed, 130 after Ctrl-C (the jobs written before it stay;
+    requests still in flight are abandoned, and a caller about to exit should not wait for them).
     """
     line = ProgressLine(progress_stream) if progress_stream is not None and progress_stream.isatty() else None
     report = ArchiveReport(os.fspath(path))
@@ -353,10 +353,13 @@ def run_archive(
         _archive(report, line.draw if line is not None else None, options)
     except KeyboardInterrupt:
         report.status = "interrupted"
-    except OpenAIVTabError as error:
+    except (OpenAIVTabError, apsw.Error) as error:
         if line is not None:
             line.clear()
-        stderr.write(f"Error: {_one_line(error)}\n")
+        message = _one_line(error)
+        if isinstance(error, apsw.Error):  # writing the file failed (locked too long, disk full...)
+            message = f"cannot write {report.path}: {message}; the jobs written before are complete: run again"
+        stderr.write(f"Error: {message}\n")
         return 1
     if line is not None:
         line.clear()

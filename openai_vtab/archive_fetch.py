@@ -105,10 +105,14 @@ class Live:
         for job, known in known_events.items():
             rows = found[job][table.name]
             # Newest first: the first event already archived ends the read, and with it the paging.
-            for row in self._select(table, f"WHERE {quote(JOB_KEY)} = ?", (job,)):
-                if row[id_index] in known:
-                    break
-                rows.append(row)
+            cursor = self._select(table, f"WHERE {quote(JOB_KEY)} = ?", (job,))
+            try:
+                for row in cursor:
+                    if row[id_index] in known:
+                        break
+                    rows.append(row)
+            finally:
+                cursor.close()
 
     def _permissions(self, table: Table, found: dict[str, dict[str, list[Row]]]) -> None:
         checkpoints = self.tables["job_checkpoints"]

@@ -98,6 +98,11 @@ class Store:
             self.db.setbusytimeout(BUSY_TIMEOUT_MS)
             with self.db:
                 self._create()
+        except apsw.BusyError:
+            raise ConfigurationError(
+                f"cannot archive into {path}: another program is writing to it (another archive run?); try again "
+                "when it is done"
+            ) from None
         except apsw.Error as error:
             raise ConfigurationError(
                 f"cannot archive into {path}: {error}; give a new file name, or an archive openai-vtab made"

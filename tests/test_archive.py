@@ -302,6 +302,35 @@ def test_a_file_that_is_not_an_archive_is_refused(demo: FakeOpenAI, tmp_path: Pa
     assert demo.requests == []
 
 
+def test_a_file_another_program_is_writing_is_reported(
+    demo: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archive_store, "BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "history.db"
+    run(demo, path)
+    # apsw, as the archive: another copy of SQLite in this process (the stdlib's) would not see its locks.
+    other = apsw.Connection(str(path))
+    other.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(openai_vtab.ConfigurationError, match="another program is writing to it"):
+        run(demo, path)
+    other.execute("ROLLBACK")
+
+    def lock(self: ProgressLine, report: ArchiveReport) -> None:  # taken once the run has begun
+        if not other.in_transaction:
+            other.execute("BEGIN EXCLUSIVE")
+
+    monkeypatch.setattr(ProgressLine, "draw", lock)
+    err = Terminal()
+    assert run_archive(path, options(demo), stderr=err, progress_stream=err) == 1
+    assert (
+        err.getvalue()
+        == f"Error: cannot write {path}: database is locked; the jobs written before are complete: run again\n"
+    )
+    other.execute("ROLLBACK")
+    assert run(demo, path).status == "ok"
+    assert [s for (s,) in query(path, "SELECT status FROM archive_runs ORDER BY id")] == ["ok", "unfinished", "ok"]
+
+
 def test_the_key_is_not_stored(demo: FakeOpenAI, tmp_path: Path) -> None:
     path = tmp_path / "history.db"
     run(demo, path)
