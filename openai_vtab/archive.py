@@ -22,8 +22,8 @@ from typing import Any, TextIO
 
 import apsw
 
-from .archive_fetch import Live, Row
-from .archive_store import TERMINAL, Store, columns_of, signature
+from .archive_fetch import JobRows, Live, Row
+from .archive_store import Store, columns_of, signature
 from .errors import OpenAIVTabError, UnknownKeyWarning
 from .registration import Registration
 from .tables import TABLES, Table
@@ -43,6 +43,8 @@ ARCHIVED = (
 # Tables with a row set per job; a job is complete when it has all of them (checkpoint permissions too, when
 # they are archived: they hang off the job's checkpoints).
 PER_JOB = ("job_checkpoints", "job_events", "job_metrics")
+# Statuses a job never leaves: once archived complete in one of these, its per-job rows cannot change.
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 # Jobs fetched together: their per-job tables take about ceil(BATCH_JOBS / max_workers) round trips each.
 BATCH_JOBS = 32
 # Exit status after Ctrl-C, as a shell reports a process ended by SIGINT.
@@ -51,7 +53,8 @@ EXIT_INTERRUPTED = 130
 
 @dataclass(frozen=True)
 class Failure:
-    """What could not be archived in a run: a job id (or a table, for models and files), and why."""
+    """What could not be archived in a run: a job id (or a table, for models and files), and why; or, as a
+    note, what a job was archived without because the platform no longer has it."""
 
     subject: str
     message: str
@@ -64,7 +67,8 @@ class ArchiveReport:
     ``jobs`` the API listed; ``fetched`` jobs had their rows fetched and written; ``unchanged`` jobs were
     finished and complete already (only their job row was refreshed); ``pending`` jobs were not tried
     because the run stopped early. ``counts`` are the rows of each table in the archive after the run;
-    ``requests`` the HTTP requests sent.
+    ``requests`` the HTTP requests sent. ``notes`` name jobs archived without rows the platform no longer
+    has (a deleted result file): not failures, as no run can fetch them.
     """
 
     path: str
@@ -77,6 +81,7 @@ class ArchiveReport:
     requests: int = 0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    notes: list[Failure] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line: what the archive holds, what this run did, and what to do next if it did not finish."""
@@ -85,6 +90,8 @@ class ArchiveReport:
         if self.pending:
             run += f", {self.pending} not tried"
         run += f"; {self.requests} request{'s' * (self.requests != 1)} in {self.seconds:.1f} s"
+        if self.notes:
+            run += f"; {len(self.notes)} note{'s' * (len(self.notes) != 1)} below"
         if self.status == "ok":
             return f"archived into {self.path}: {held} ({run})"
         if self.status == "interrupted":
@@ -226,6 +233,7 @@ class _Run:
                 "seconds": round(report.seconds, 3),
                 "counts": report.counts,
                 "failures": [{"subject": f.subject, "message": f.message} for f in report.failures],
+                "notes": [{"subject": n.subject, "message": n.message} for n in report.notes],
             },
         )
 
@@ -264,8 +272,8 @@ class _Run:
             # One bad job fails the whole statement: one by one, the others still get in (the pages
             # already fetched come from the response cache) and the bad one is named.
             return sum(self._one(job, job_id) for job, job_id in zip(jobs, ids, strict=True)) > 0
-        for job, job_id in zip(jobs, ids, strict=True):
-            self._write(job, rows[job_id])
+        for job in jobs:
+            self._write(job, rows)
         return True
 
     def _one(self, job: Row, job_id: str) -> bool:
@@ -275,14 +283,17 @@ class _Run:
             self.report.failures.append(Failure(job_id, _one_line(error)))
             self.report.pending -= 1
             return False
-        self._write(job, rows[job_id])
+        self._write(job, rows)
         return True
 
     def _known_events(self, ids: Sequence[str]) -> dict[str, set[str]]:
         return {job: self.store.ids("job_events", job) for job in ids if job in self.archived}
 
-    def _write(self, job: Row, rows: Mapping[str, list[Row]]) -> None:
-        self.store.write_job(job, rows, " ".join(sorted(self.complete_with)), self.id)
+    def _write(self, job: Row, rows: JobRows) -> None:
+        job_id = job[self.job_columns["id"]]
+        if job_id in rows.gone:
+            self.report.notes.append(Failure(job_id, f"{_one_line(rows.gone[job_id])}; archived without it"))
+        self.store.write_job(job, rows[job_id], " ".join(sorted(self.complete_with)), self.id)
         self.report.fetched += 1
         self.report.pending -= 1
         self.tick()
@@ -293,8 +304,9 @@ def _json_list(text: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+def _one_line(what: BaseException | str) -> str:
+    """An error's message on one line (the shell prints one line per error)."""
+    return " ".join(str(what).split()) or type(what).__name__
 
 
 class ProgressLine:
@@ -366,6 +378,8 @@ def run_archive(
     stderr.write(report.summary() + "\n")
     for failure in report.failures:
         stderr.write(f"failed: {failure.subject}: {failure.message}\n")
+    for note in report.notes:
+        stderr.write(f"note: {note.subject}: {note.message}\n")
     if report.status == "interrupted":
         return EXIT_INTERRUPTED
     return 0 if report.status == "ok" else 1

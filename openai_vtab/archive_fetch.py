@@ -6,7 +6,8 @@ The per-job tables of many jobs are read with ``IN`` sets, so their pages are fe
 newest first, and reading stops at the first event the archive holds, so the job's older pages are never
 requested; that needs a statement of its own per such job (an ``IN`` statement would go on to the job's next
 page before it moved to the next job). A 404 for a listed job is an error here, not the live tables' "no rows
-plus a warning": archiving it with no rows would look complete.
+plus a warning": archiving it with no rows would look complete. A 404 for what a table follows (a job's
+result file, which its owner may delete) is the opposite: the job is complete without those rows, for good.
 """
 
 from __future__ import annotations
@@ -19,13 +20,22 @@ from typing import Any
 import apsw
 
 from .archive_store import columns_of, quote
-from .errors import UnknownKeyWarning
+from .client import encode_path
+from .errors import NotFoundError, UnknownKeyWarning
 from .tables import Table
 
-__all__ = ["JOB_KEY", "Live"]
+__all__ = ["JOB_KEY", "JobRows", "Live"]
 
 JOB_KEY = "fine_tuning_job_id"
 Row = tuple[Any, ...]
+
+
+class JobRows(dict[str, dict[str, list[Row]]]):
+    """Rows by job and table; ``gone`` maps a job to why some of its rows no longer exist (the 404 that said so)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gone: dict[str, str] = {}
 
 
 class Live:
@@ -66,37 +76,49 @@ class Live:
         """The files whose id is in ``ids`` (the files list cannot be asked for ids: one scan, filtered)."""
         return self._select_in(self.tables["files"], "id", ids)
 
-    def per_job(
-        self, jobs: Sequence[str], known_events: Mapping[str, Collection[str]]
-    ) -> dict[str, dict[str, list[Row]]]:
+    def per_job(self, jobs: Sequence[str], known_events: Mapping[str, Collection[str]]) -> JobRows:
         """The rows of each job's per-job tables (and of its checkpoints' permissions), by job and table.
 
         ``known_events`` holds, for the jobs the archive already has, the event ids it holds: their events are
         read only down to the first of those. Raises the package's error (or UnknownKeyWarning, for a job
-        the API does not know) if any job's rows cannot all be read.
+        the API does not know) if any job's rows cannot all be read; read one job at a time, a job whose
+        followed resource is gone has no rows there, and the reason in ``gone``.
         """
-        found: dict[str, dict[str, list[Row]]] = {job: {t.name: [] for t in self.per_job_tables} for job in jobs}
-        if self.permissions is not None:
-            for tables in found.values():
-                tables[self.permissions.name] = []
+        found = JobRows()
+        for job in jobs:
+            found[job] = {t.name: [] for t in self.per_job_tables}
+            if self.permissions is not None:
+                found[job][self.permissions.name] = []
         with warnings.catch_warnings():
             warnings.simplefilter("error", UnknownKeyWarning)
             for table in self.per_job_tables:
                 if table.name == "job_events":
                     self._events(table, jobs, known_events, found)
                 else:
-                    for row in self._select_in(table, JOB_KEY, jobs):
-                        found[row[-1]][table.name].append(row)
+                    self._rows_of(table, jobs, found)
             if self.permissions is not None:
                 self._permissions(self.permissions, found)
         return found
+
+    def _rows_of(self, table: Table, jobs: Sequence[str], found: JobRows) -> None:
+        try:
+            rows = self._select_in(table, JOB_KEY, jobs)
+        except NotFoundError as error:
+            # Which job's resource is gone is certain only when there is one job.
+            own = [encode_path(table.path, {JOB_KEY: job}) for job in jobs]
+            if table.follow is None or len(jobs) != 1 or error.path in own:
+                raise
+            found.gone[jobs[0]] = str(error)
+            return
+        for row in rows:
+            found[row[-1]][table.name].append(row)
 
     def _events(
         self,
         table: Table,
         jobs: Sequence[str],
         known_events: Mapping[str, Collection[str]],
-        found: dict[str, dict[str, list[Row]]],
+        found: JobRows,
     ) -> None:
         fresh = [job for job in jobs if job not in known_events]
         for row in self._select_in(table, JOB_KEY, fresh):
@@ -114,7 +136,7 @@ class Live:
             finally:
                 cursor.close()
 
-    def _permissions(self, table: Table, found: dict[str, dict[str, list[Row]]]) -> None:
+    def _permissions(self, table: Table, found: JobRows) -> None:
         checkpoints = self.tables["job_checkpoints"]
         name_index = columns_of(checkpoints).index("fine_tuned_model_checkpoint")
         job_of = {

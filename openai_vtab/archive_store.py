@@ -23,10 +23,8 @@ import apsw
 from .errors import ConfigurationError
 from .tables import Table
 
-__all__ = ["TERMINAL", "Store", "columns_of", "quote", "signature"]
+__all__ = ["Store", "columns_of", "quote", "signature"]
 
-# Statuses a job never leaves: once archived complete in one of these, its per-job rows cannot change.
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 # Another reader (sqlite3, Datasette) may hold the file for a moment when a job commits.
 BUSY_TIMEOUT_MS = 10_000
 
@@ -38,12 +36,13 @@ RUNS_SCHEMA = """CREATE TABLE IF NOT EXISTS archive_runs(
     jobs INTEGER,            -- jobs the API listed
     fetched INTEGER,         -- jobs whose rows this run fetched and wrote
     unchanged INTEGER,       -- finished jobs the archive already had complete: only their job row refreshed
-    failed INTEGER,          -- jobs that could not be archived this run (see failures)
+    failed INTEGER,          -- jobs (or models, files) that could not be archived this run: see failures
     pending INTEGER,         -- jobs not tried because the run stopped early
     requests INTEGER,        -- HTTP requests sent
     seconds REAL,
     counts TEXT,             -- JSON: rows in each table after the run
-    failures TEXT            -- JSON: [{"subject": job id or table, "message": ...}]
+    failures TEXT,           -- JSON: [{"subject": job id or table, "message": ...}]
+    notes TEXT               -- JSON, the same: jobs archived without rows the platform no longer has
 )"""
 
 JOBS_SCHEMA = """CREATE TABLE IF NOT EXISTS archive_jobs(

@@ -25,8 +25,8 @@ import pytest
 
 import openai_vtab
 from openai_vtab import archive_store
-from openai_vtab.archive import BATCH_JOBS, ArchiveReport, ProgressLine, archive, run_archive
-from openai_vtab.archive_store import TERMINAL
+from openai_vtab.archive import BATCH_JOBS, TERMINAL, ArchiveReport, ProgressLine, archive, run_archive
+from openai_vtab.config import mask_key
 from openai_vtab.demo import populate
 from openai_vtab.testing import FakeOpenAI
 
@@ -64,8 +64,9 @@ def live(api: FakeOpenAI) -> apsw.Connection:
     return db
 
 
-def live_rows(api: FakeOpenAI, table: str) -> list[tuple[Any, ...]]:
-    """The rows of a live table as the archive should hold them: visible columns, then the key columns."""
+def live_rows(api: FakeOpenAI, table: str, without: str = "") -> list[tuple[Any, ...]]:
+    """The rows of a live table as the archive should hold them: visible columns, then the key columns
+    (a per-job table's rows of job ``without`` left out)."""
     db = live(api)
     spec = next(t for t in openai_vtab.TABLES if t.name == table)
     columns = ", ".join(archive_store.columns_of(spec))
@@ -74,8 +75,8 @@ def live_rows(api: FakeOpenAI, table: str) -> list[tuple[Any, ...]]:
         named = {f for t, v, r in jobs for f in (t, v, *json.loads(r)) if f}
         return sorted(r for r in db.execute(f"SELECT {columns} FROM files") if r[0] in named)
     if spec.keys:
-        where = "WHERE fine_tuning_job_id IN (SELECT id FROM fine_tuning_jobs)"
-        return sorted(db.execute(f"SELECT {columns} FROM {table} {where}").fetchall())
+        where = "WHERE fine_tuning_job_id IN (SELECT id FROM fine_tuning_jobs WHERE id != ?)"
+        return sorted(db.execute(f"SELECT {columns} FROM {table} {where}", (without,)).fetchall())
     return sorted(db.execute(f"SELECT {columns} FROM {table}").fetchall())
 
 
@@ -263,6 +264,26 @@ def test_a_failed_refresh_keeps_the_previous_complete_job(api: FakeOpenAI, tmp_p
     assert sorted(query(path, "SELECT message FROM job_events")) == [("done",), ("started",)]
 
 
+def test_a_job_whose_result_file_was_deleted_is_archived_without_its_steps(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    job = next(j for j in demo.state.jobs.values() if j["result_files"])
+    del demo.state.contents[job["result_files"][0]]  # its owner deleted the file
+    err = io.StringIO()
+    assert run_archive(path, options(demo), stderr=err) == 0
+    summary, note = err.getvalue().splitlines()
+    assert "; 1 note below)" in summary
+    assert note.startswith(f"note: {job['id']}: job_metrics: GET /files/{job['result_files'][0]}/content failed")
+    assert note.endswith("; archived without it")
+    # The job is whole but for the file: its checkpoints and events are in, and it is not fetched again.
+    for table in ("fine_tuning_jobs", "job_checkpoints", "job_events"):
+        assert archived_rows(path, table) == live_rows(demo, table)
+    assert query(path, "SELECT count(*) FROM job_checkpoints WHERE fine_tuning_job_id = ?", (job["id"],)) != [(0,)]
+    assert archived_rows(path, "job_metrics") == live_rows(demo, "job_metrics", without=job["id"])
+    assert run(demo, path).unchanged == len(demo.state.jobs) - len(non_terminal(demo))
+    [(notes,)] = query(path, "SELECT notes FROM archive_runs WHERE id = 1")
+    assert json.loads(notes)[0]["subject"] == job["id"]
+
+
 def test_a_batch_in_which_every_job_fails_stops_the_run(api: FakeOpenAI, tmp_path: Path) -> None:
     jobs = [api.add_job()["id"] for _ in range(BATCH_JOBS + 8)]
     api.fail(503, match="/checkpoints", times=10_000)
@@ -338,7 +359,8 @@ def test_the_key_is_not_stored(demo: FakeOpenAI, tmp_path: Path) -> None:
     demo.state.jobs[sorted(demo.state.jobs)[0]]["status"] = "running"
     run(demo, path)
     assert demo.api_key.encode() not in path.read_bytes()
-    assert demo.api_key[-4:] in query(path, "SELECT failures FROM archive_runs WHERE status = 'failed'")[0][0]
+    [(failures,)] = query(path, "SELECT failures FROM archive_runs WHERE status = 'failed'")
+    assert "HTTP 401" in failures and mask_key(demo.api_key) in failures  # the message, with the key masked
 
 
 # -- interrupted and killed runs -----------------------------------------------------------------
