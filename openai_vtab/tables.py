@@ -377,8 +377,8 @@ project_api_keys = Table(
         ),
         Column("owner", "JSON", doc="The owner: {type, user: {...}} or {type, service_account: {...}}."),
     ),
-    example="SELECT p.name, k.name, k.redacted_value FROM projects p "
-    "JOIN project_api_keys k ON k.project_id = p.id ORDER BY k.last_used_at",
+    example="SELECT p.name, k.name, k.owner_type, datetime(k.last_used_at, 'unixepoch') AS last_used "
+    "FROM projects p JOIN project_api_keys k ON k.project_id = p.id ORDER BY k.last_used_at",
     admin=True,
 )
 
@@ -513,7 +513,7 @@ audit_logs = Table(
         ),
         Column("actor", "JSON", doc="The whole actor: {type, session: {...}} or {type, api_key: {...}}."),
     ),
-    example="SELECT datetime(effective_at, 'unixepoch'), type, coalesce(session_user_email, api_key_user_email) "
+    example="SELECT datetime(effective_at, 'unixepoch'), type, coalesce(session_user_email, api_key_user_email) AS who "
     "FROM audit_logs ORDER BY effective_at DESC LIMIT 10",
     admin=True,
 )
