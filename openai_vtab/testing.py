@@ -1,7 +1,8 @@
 """A stateful fake of the OpenAI API on 127.0.0.1, for tests, benchmarks and the shell's demo mode.
 
-Standard library only. It keeps jobs, checkpoints, events, models, files, batches and checkpoint
-permissions that you add in code, pages them by the API's rules (``limit`` with its default and maximum,
+Standard library only. It keeps jobs, checkpoints, events, models, files, batches, checkpoint
+permissions and an organization (projects with their members, keys, service accounts and rate limits; users,
+invites, audit log) that you add in code, pages them by the API's rules (``limit`` with its default and maximum,
 ``after``, ``has_more``, ``first_id``/``last_id`` where the API sends them), answers errors in the API's
 envelope ``{"error": {"message", "type", "param", "code"}}``, checks the bearer key, logs every request,
 and can inject faults::
@@ -143,7 +144,8 @@ class FakeOpenAI:
     """The fake API server. Start it with ``with FakeOpenAI() as api:`` or ``start()``/``stop()``.
 
     ``api_key`` is the only bearer key accepted (None accepts any); when ``admin_api_key`` is set, admin routes
-    (checkpoint permissions) accept only that one. ``latency`` seconds are added to every
+    (checkpoint permissions, ``/organization/...``) accept only that one, and answer ``api_key`` with the API's
+    401 for a project key (missing scopes). ``latency`` seconds are added to every
     answer. ``organization``/``project``, when set, are the only values of those headers accepted (403 else).
     ``tls`` (a server-side SSLContext) serves https instead of http.
     """
