@@ -446,9 +446,13 @@ class FakeOpenAI:
         org = self.state.organization
         with self._lock:
             org.projects.append(project)
-            for table in (org.project_users, org.project_api_keys, org.project_service_accounts):
+            for table in (
+                org.project_users,
+                org.project_api_keys,
+                org.project_service_accounts,
+                org.project_rate_limits,
+            ):
                 table[project["id"]] = []
-            org.project_rate_limits[project["id"]] = []
         return project
 
     def add_user(self, email: str, *, name: str | None = None, role: str = "reader", **fields: Any) -> dict[str, Any]:
