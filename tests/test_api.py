@@ -1,10 +1,16 @@
-"""The Python API: what register() accepts, the Registration it returns (closing, repr), where warnings point."""
+"""The Python API: what register() accepts, the Registration it returns (closing, repr), where warnings point,
+and the typing marker the package ships."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import linecache
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import apsw
@@ -14,6 +20,7 @@ import openai_vtab
 from openai_vtab.shell import OpenAIShell
 from openai_vtab.testing import FakeOpenAI
 
+ROOT = Path(__file__).resolve().parent.parent
 SECRET = "sk-test-never-shown-abcdefghijklmnop-6789"
 
 
@@ -148,3 +155,23 @@ def test_a_name_clash_warning_skips_every_frame_of_the_package(tmp_path: Path) -
     with pytest.warns(openai_vtab.TableNameClashWarning, match="your main.files hides") as caught:
         assert shell.db is not None  # the shell's property registers the tables here
     assert [warning.filename for warning in caught] == [__file__]
+
+
+def test_the_package_ships_its_typing_marker(tmp_path: Path) -> None:
+    if tuple(int(part) for part in importlib.metadata.version("setuptools").split(".")[:2]) < (77, 0):
+        pytest.skip("building the wheel offline needs setuptools>=77 (pip install -e '.[test]')")
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source)
+    shutil.copytree(ROOT / "openai_vtab", source / "openai_vtab", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+         "-w", str(tmp_path / "out"), str(source)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "out").glob("openai_vtab-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "openai_vtab/py.typed" in names
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "Classifier: Typing :: Typed" in metadata.splitlines()
