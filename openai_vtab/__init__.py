@@ -79,6 +79,14 @@ __all__ = [
     "register",
 ]
 
+# As the official SDK does: tracebacks and reprs name the public path (openai_vtab.NotFoundError), not the
+# private module a class happens to live in, and pickling finds it there too.
+for _name in __all__:
+    _value = globals().get(_name)
+    if isinstance(_value, type) and _value.__module__.startswith(f"{__name__}."):
+        _value.__module__ = __name__
+del _name, _value
+
 DEFAULT_MAX_WORKERS = 8
 # Every table is also registered under this prefix, a name no user table is likely to take.
 ALIAS_PREFIX = "openai_"

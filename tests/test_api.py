@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import linecache
+import pickle
 import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
+import traceback
 import zipfile
 from pathlib import Path
 
@@ -113,6 +115,15 @@ def test_a_scan_still_open_at_close_fails_with_advice_at_its_next_page(api: Fake
     with pytest.raises(openai_vtab.RegistrationClosedError, match="were closed"):
         list(cursor)
     assert len(api.requests) == 1
+
+
+def test_tracebacks_name_the_public_path_of_an_error() -> None:
+    error = openai_vtab.NotFoundError("models: GET /models failed with HTTP 404", status_code=404, path="/models")
+    assert traceback.format_exception_only(error) == [
+        "openai_vtab.NotFoundError: models: GET /models failed with HTTP 404\n"
+    ]
+    copy = pickle.loads(pickle.dumps(openai_vtab.RegistrationClosedError("closed")))
+    assert (type(copy), str(copy)) == (openai_vtab.RegistrationClosedError, "closed")
 
 
 def test_repr_shows_the_settings_and_requests_sent_but_never_the_key(api: FakeOpenAI) -> None:
