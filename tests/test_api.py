@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import traceback
 import zipfile
 from pathlib import Path
@@ -57,7 +58,7 @@ def test_the_with_block_stops_the_worker_threads(api: FakeOpenAI) -> None:
         rows = db.execute(f"SELECT count(*) FROM job_checkpoints WHERE fine_tuning_job_id IN ({marks})", jobs)
         assert rows.fetchall() == [(6,)]
         workers = pool_threads() - before
-        assert len(workers) == 3
+        assert workers  # the pool starts a thread per fetch while none is idle: one to three here
     assert [thread for thread in workers if thread.is_alive()] == []
     assert registration.closed
 
@@ -76,10 +77,11 @@ def test_close_drops_a_retry_in_progress_instead_of_waiting_for_it(api: FakeOpen
     for _ in range(100):  # until the slow job's first answer is on its way back (at most 10 s)
         if any(slow in request.path for request in api.requests):
             break
-        threading.Event().wait(0.1)
+        time.sleep(0.1)
     workers = pool_threads() - {threading.current_thread()}
     registration.close()
-    assert [request.path.rsplit("/", 2)[-2] for request in api.requests] == [quick, slow]  # no retry was sent
+    # One request each, in whichever order they arrived: the slow job's retry was never sent.
+    assert sorted(request.path.rsplit("/", 2)[-2] for request in api.requests) == [quick, slow]
     assert [thread for thread in workers if thread.is_alive()] == []
 
 
