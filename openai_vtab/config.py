@@ -237,7 +237,7 @@ class Config:
         return text
 
     def describe(self) -> list[Setting]:
-        """One ``Setting(name, value, source)`` per setting sent with each request, the keys masked.
+        """One ``Setting(name, value, source)`` per setting of the HTTP requests, the keys masked.
 
         ``source`` is ``"option"`` (a ``register()`` keyword or a shell option), the environment variable the
         value came from, or ``"default"``. This is what the shell's ``.openai`` prints.
