@@ -215,7 +215,7 @@ class Client:
         ``admin`` requests use the admin key when one is set. ``validate`` checks a 200's body (raising an
         APIError) before it may be cached. A fresh cached answer (200 or 404) is used instead of sending.
         """
-        credential = self.config.credential(admin)
+        credential = self.config.credential(admin, table=table)
         query = encode_query(params)
         exchange = Exchange(path=path, query=query)
         cache_key = (self._identity(credential), path, query)
