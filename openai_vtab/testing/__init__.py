@@ -35,6 +35,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from .errors import FakeError
+from .usage import COUNTS, UsageRoutes, clock
+
 __all__ = ["FakeOpenAI", "Fault", "RecordedRequest"]
 
 DEFAULT_KEY = "sk-test-fake-0000000000000000"
@@ -51,7 +54,9 @@ ORGANIZATION_ROUTES = frozenset(
         "audit_logs",
     }
 )
-ADMIN_ROUTES = frozenset({"permissions"}) | ORGANIZATION_ROUTES
+# Costs and usage (testing/usage.py): admin key only too.
+USAGE_ROUTES = frozenset({"costs", *(f"usage_{kind}" for kind in COUNTS)})
+ADMIN_ROUTES = frozenset({"permissions"}) | ORGANIZATION_ROUTES | USAGE_ROUTES
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class RecordedRequest:
     keys: tuple[str, ...]
     params: dict[str, str]
     headers: dict[str, str]
+    query: str = ""  # as sent: a repeated array parameter (group_by[]) is in params only once
 
 
 @dataclass
@@ -102,6 +108,7 @@ class _State:
         self.batches: list[dict[str, Any]] = []
         self.permissions: dict[str, list[dict[str, Any]]] = {}
         self.contents: dict[str, bytes] = {}  # file id -> what GET /files/{id}/content answers
+        self.usage: dict[str, list[dict[str, Any]]] = {}  # "costs" or a usage kind -> records (testing/usage.py)
         self.organization = _OrganizationState()
 
 
@@ -124,23 +131,14 @@ class _OrganizationState:
         for project in self.projects:
             if project["id"] == project_id:
                 return project
-        raise _Error(404, f"No project found with id '{project_id}'.", param="project_id", code="not_found")
+        raise FakeError(404, f"No project found with id '{project_id}'.", param="project_id", code="not_found")
 
     def user(self, user_id: str) -> dict[str, Any]:
         """The organization user with this id (a KeyError for test code that names an unknown one)."""
         return next(u for u in self.users if u["id"] == user_id)
 
 
-class _Error(Exception):
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {
-            "error": {"message": message, "type": type, "param": extra.get("param"), "code": extra.get("code")}
-        }
-
-
-class FakeOpenAI:
+class FakeOpenAI(UsageRoutes):
     """The fake API server. Start it with ``with FakeOpenAI() as api:`` or ``start()``/``stop()``.
 
     ``api_key`` is the only bearer key accepted (None accepts any); when ``admin_api_key`` is set, admin routes
@@ -175,6 +173,8 @@ class FakeOpenAI:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
+        # What costs and usage call now (the end of their time range when a request gives none).
+        self.clock: Callable[[], float] = clock
         self._clock = 1_730_000_000
         self._views: dict[tuple[str, str], tuple[int, list[dict[str, Any]], dict[str, int]]] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -720,9 +720,9 @@ class FakeOpenAI:
                 return "files", ()
             case ["v1", "batches"]:
                 return "batches", ()
-        return self._route_organization(segments)
+        return self._route_usage(segments) or self._route_organization(segments)
 
-    def _answer(self, route: str, keys: tuple[str, ...], params: dict[str, str]) -> dict[str, Any] | bytes:
+    def _answer(self, route: str, keys: tuple[str, ...], params: dict[str, str], query: str) -> dict[str, Any] | bytes:
         state = self.state
         with self._lock:
             if route == "job":
@@ -731,7 +731,7 @@ class FakeOpenAI:
             if route == "content":
                 _allow(params, set())
                 if keys[0] not in state.contents:
-                    raise _Error(404, f"No such File object: {keys[0]}", param="id")
+                    raise FakeError(404, f"No such File object: {keys[0]}", param="id")
                 return state.contents[keys[0]]
             if route == "jobs":
                 _allow(params, {"after", "limit", "metadata"}, prefix="metadata[")
@@ -771,7 +771,9 @@ class FakeOpenAI:
                 return _page(_newest_first(state.batches), params, default=20, maximum=100, ids=True)
             if route in ORGANIZATION_ROUTES:
                 return self._answer_organization(route, keys, params)
-        raise _Error(404, "Invalid URL (GET {path})", code="unknown_url")
+            if route in USAGE_ROUTES:
+                return self._answer_usage(route, query)
+        raise FakeError(404, "Invalid URL (GET {path})", code="unknown_url")
 
     def _newest_view(
         self, name: tuple[str, str], items: list[dict[str, Any]]
@@ -787,7 +789,7 @@ class FakeOpenAI:
     def _job(self, job_id: str) -> dict[str, Any]:
         job = self.state.jobs.get(job_id)
         if job is None:
-            raise _Error(
+            raise FakeError(
                 404, f"Could not find fine-tuning job {job_id}.", param="fine_tuning_job_id", code="fine_tune_not_found"
             )
         return job
@@ -854,7 +856,7 @@ class FakeOpenAI:
             given = auth.removeprefix("Bearer ")
             if wanted == self.admin_api_key and given == self.api_key:
                 # The API's answer to a project key on an admin endpoint: a 401 naming the missing scope.
-                raise _Error(
+                raise FakeError(
                     401,
                     "You have insufficient permissions for this operation. Missing scopes: api.management.read. "
                     "Check that you have the correct role in your organization (Reader, Writer, Owner) and project "
@@ -862,10 +864,10 @@ class FakeOpenAI:
                 )
             # The real API echoes part of a rejected key; this fake echoes all of it, so that tests prove the
             # client never passes server text containing the key through to the user.
-            raise _Error(401, f"Incorrect API key provided: {given}.", code="invalid_api_key")
+            raise FakeError(401, f"Incorrect API key provided: {given}.", code="invalid_api_key")
         for header, allowed in (("openai-organization", self.organization), ("openai-project", self.project)):
             if allowed is not None and headers.get(header, allowed) != allowed:
-                raise _Error(
+                raise FakeError(
                     403,
                     f"You are not a member of {header.split('-')[1]} {headers[header]}.",
                     type="invalid_request_error",
@@ -887,7 +889,7 @@ class FakeOpenAI:
         segments = [unquote(s) for s in raw_path.strip("/").split("/")]
         route, keys = self._route(segments)
         params = dict(parse_qsl(query, keep_blank_values=True))
-        record = RecordedRequest(method, raw_path, "/" + "/".join(segments), route, keys, params, dict(headers))
+        record = RecordedRequest(method, raw_path, "/" + "/".join(segments), route, keys, params, dict(headers), query)
         with self._lock:
             self.requests.append(record)
         if self.latency:
@@ -902,14 +904,14 @@ class FakeOpenAI:
             if fault is not None and fault.kind == "status":
                 if fault.body is not None:  # not the API's envelope: a proxy's or a web server's page
                     return fault.status, dict(fault.headers), fault.body
-                raise _Error(fault.status, fault.message, type="server_error" if fault.status >= 500 else "requests")
+                raise FakeError(fault.status, fault.message, type="server_error" if fault.status >= 500 else "requests")
             self._authorize(route, headers)
             if method != "GET":
-                raise _Error(405, f"Method {method} is not allowed here.")
+                raise FakeError(405, f"Method {method} is not allowed here.")
             if fault is not None and fault.kind == "repeat-cursor":
                 params = {k: v for k, v in params.items() if k != "after"}
-            body = self._answer(route, keys, params)
-        except _Error as error:
+            body = self._answer(route, keys, params, query)
+        except FakeError as error:
             if route == "unknown" and error.status == 404:
                 error.body["error"]["message"] = f"Invalid URL ({method} {raw_path})"
             extra = dict(fault.headers) if fault is not None and fault.kind == "status" else {}
@@ -931,12 +933,16 @@ class FakeOpenAI:
 def _allow(params: Mapping[str, str], names: set[str], prefix: str | None = None) -> None:
     for name in params:
         if name not in names and not (prefix and name.startswith(prefix)):
-            raise _Error(400, f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
+            raise FakeError(
+                400, f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter"
+            )
 
 
 def _one_of(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> None:
     if name in params and params[name] not in allowed:
-        raise _Error(400, f"Invalid '{name}': expected one of {', '.join(allowed)}.", param=name, code="invalid_value")
+        raise FakeError(
+            400, f"Invalid '{name}': expected one of {', '.join(allowed)}.", param=name, code="invalid_value"
+        )
 
 
 def _newest_first(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -957,11 +963,11 @@ def _page(
     try:
         limit = int(raw_limit)
     except ValueError:
-        raise _Error(
+        raise FakeError(
             400, f"Invalid 'limit': expected an integer, got {raw_limit!r}.", param="limit", code="invalid_value"
         ) from None
     if not 1 <= limit <= maximum:
-        raise _Error(
+        raise FakeError(
             400, f"Invalid 'limit': must be between 1 and {maximum}, got {limit}.", param="limit", code="invalid_value"
         )
     start = 0
@@ -971,7 +977,7 @@ def _page(
         else:
             positions = [i for i, item in enumerate(items) if item["id"] == params["after"]]
         if not positions:
-            raise _Error(
+            raise FakeError(
                 400, f"Invalid 'after': no object with id {params['after']!r}.", param="after", code="invalid_value"
             )
         start = positions[0] + 1
@@ -1012,7 +1018,7 @@ def _audit_logs(events: list[dict[str, Any]], params: Mapping[str, str]) -> list
     _one_of(params, "tenant_only", ("true", "false"))
     for name, value in params.items():
         if name.startswith("effective_at[") and not value.lstrip("-").isdigit():
-            raise _Error(
+            raise FakeError(
                 400, f"Invalid '{name}': expected an integer, got {value!r}.", param=name, code="invalid_value"
             )
     selected = [e for e in events if all(_AUDIT_FILTERS[n](e, v) for n, v in params.items() if n in _AUDIT_FILTERS)]
@@ -1026,10 +1032,10 @@ def _page_organization(
     if "before" not in params:
         return _page(items, params, default=default, maximum=maximum, ids=True)
     if "after" in params:
-        raise _Error(400, "Give either 'after' or 'before', not both.", param="before", code="invalid_value")
+        raise FakeError(400, "Give either 'after' or 'before', not both.", param="before", code="invalid_value")
     position = next((i for i, item in enumerate(items) if item["id"] == params["before"]), None)
     if position is None:
-        raise _Error(
+        raise FakeError(
             400, f"Invalid 'before': no object with id {params['before']!r}.", param="before", code="invalid_value"
         )
     rest = {name: value for name, value in params.items() if name != "before"}
