@@ -2,13 +2,13 @@
 
 >>> import apsw, openai_vtab
 >>> db = apsw.Connection("experiments.db")
->>> openai_vtab.register(db)  # doctest: +SKIP
->>> db.execute("SELECT step_number, full_valid_loss FROM job_checkpoints('ftjob-abc123')")  # doctest: +SKIP
+>>> with openai_vtab.register(db):  # doctest: +SKIP
+...     db.execute("SELECT step_number, full_valid_loss FROM job_checkpoints('ftjob-abc123')").fetchall()
 """
 
 from __future__ import annotations
 
-import warnings
+import sqlite3
 
 import apsw
 
@@ -36,9 +36,11 @@ from .errors import (
     PaginationError,
     PermissionDeniedError,
     RateLimitError,
+    RegistrationClosedError,
     TableNameClashWarning,
     UnknownKeyWarning,
     UnprocessableEntityError,
+    warn,
 )
 from .log import LogModule, RequestLog
 from .registration import Registration
@@ -68,6 +70,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "Registration",
+    "RegistrationClosedError",
     "Table",
     "TableNameClashWarning",
     "UnknownKeyWarning",
@@ -75,6 +78,14 @@ __all__ = [
     "__version__",
     "register",
 ]
+
+# As the official SDK does: tracebacks and reprs name the public path (openai_vtab.NotFoundError), not the
+# private module a class happens to live in, and pickling finds it there too.
+for _name in __all__:
+    _value = globals().get(_name)
+    if isinstance(_value, type) and _value.__module__.startswith(f"{__name__}."):
+        _value.__module__ = __name__
+del _name, _value
 
 DEFAULT_MAX_WORKERS = 8
 # Every table is also registered under this prefix, a name no user table is likely to take.
@@ -107,12 +118,20 @@ def register(
     ``SELECT openai_clear_cache()`` forgets it. ``allow_insecure_http`` permits a plain
     ``http://`` base URL to a host other than this machine (the key would travel in clear text).
 
+    ``connection`` must be an ``apsw.Connection``: the standard library's ``sqlite3`` cannot host Python
+    virtual tables.
+
     The tables are eponymous-only and read-only: they write nothing into the database file. Each is also
     available as ``openai_<name>`` (``openai_models``...), for when a table of your own has the same name: yours
     wins, and register() warns (TableNameClashWarning).
     ``openai_requests`` lists the HTTP requests the tables made (``DELETE FROM openai_requests`` empties it).
-    Returns the registration (its ``config`` shows the effective settings and where each came from).
+
+    Returns the ``Registration``: its ``config`` holds the effective settings and where each came from, its
+    ``log`` the requests made. Use it as a context manager (``with openai_vtab.register(db):``), or call its
+    ``close()``, to stop the worker threads when done.
     """
+    if not isinstance(connection, apsw.Connection):
+        raise TypeError(_not_apsw_message(connection))
     if max_workers < 1:
         raise ConfigurationError(f"max_workers must be at least 1, not {max_workers!r}")
     if cache_ttl < 0:
@@ -151,10 +170,23 @@ def _warn_about_clashes(connection: apsw.Connection) -> None:
             f"SELECT name FROM \"{quoted}\".sqlite_schema WHERE type IN ('table', 'view')"
         ):
             if name in names:
-                warnings.warn(
+                warn(
                     TableNameClashWarning(
                         f"your {schema}.{name} hides openai_vtab's {name} table: queries of {name} read yours; "
                         + (f"use {ALIAS_PREFIX}{name} for ours" if name in aliased else "rename yours to reach ours")
-                    ),
-                    stacklevel=3,
+                    )
                 )
+
+
+def _not_apsw_message(connection: object) -> str:
+    kind = type(connection)
+    given = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    message = f"openai_vtab.register() needs an apsw.Connection, not a {given}"
+    if isinstance(connection, sqlite3.Connection):
+        # The usual mix-up; a sqlite3 connection cannot be converted, but the same file can be opened with apsw.
+        return (
+            f"{message}: Python's sqlite3 module cannot run virtual tables written in Python. Open the same "
+            'database with apsw instead, db = apsw.Connection("experiments.db"): apsw comes with openai-vtab and '
+            "reads and writes the same files"
+        )
+    return f"{message}: open the database with apsw.Connection(path) and pass that"

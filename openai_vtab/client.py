@@ -39,12 +39,12 @@ from .errors import (
     PaginationError,
     status_error_class,
 )
-from .paging import JSON, Decoder, items_at, pick
+from .paging import JSON, Decoder, PageToken, items_at, pick
 
 if TYPE_CHECKING:
     from .tables import Table
 
-__all__ = ["Client", "Exchange", "Pager", "encode_path"]
+__all__ = ["Client", "Exchange", "Pager", "encode_path", "encode_query"]
 
 # A server asking for a longer pause than this is treated as "try again later": the query fails at once
 # with the requested wait in the message instead of blocking SQLite for minutes.
@@ -215,8 +215,8 @@ class Client:
         ``admin`` requests use the admin key when one is set. ``validate`` checks a 200's body (raising an
         APIError) before it may be cached. A fresh cached answer (200 or 404) is used instead of sending.
         """
-        credential = self.config.credential(admin)
-        query = "&".join(f"{quote(str(k), safe='[]')}={quote(str(v), safe='')}" for k, v in params.items())
+        credential = self.config.credential(admin, table=table)
+        query = encode_query(params)
         exchange = Exchange(path=path, query=query)
         cache_key = (self._identity(credential), path, query)
         start = time.monotonic()
@@ -400,6 +400,25 @@ def _error_envelope(content: bytes) -> tuple[str, str | None, str | None]:
     message = error.get("message")
     code, kind = error.get("code"), error.get("type")
     return (str(message) if message else ""), (str(code) if code else None), (str(kind) if kind else None)
+
+
+def encode_query(params: Mapping[str, Any]) -> str:
+    """A query string as the official SDK sends it: a list as ``name[]=a&name[]=b``, a bool as ``true``/``false``,
+    a ``next_page`` token exactly as received (its ``=`` kept), everything else percent-encoded."""
+    pairs: list[tuple[str, Any]] = []
+    for name, value in params.items():
+        if isinstance(value, (list, tuple)):
+            pairs += [(f"{name}[]", item) for item in value]
+        else:
+            pairs.append((name, value))
+    return "&".join(
+        f"{quote(name, safe='[]')}={quote(_text(value), safe='=' if isinstance(value, PageToken) else '')}"
+        for name, value in pairs
+    )
+
+
+def _text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def encode_path(template: str, values: Mapping[str, str]) -> str:

@@ -11,19 +11,20 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
 
 from .errors import ConfigurationError, MissingAPIKeyError
 
-__all__ = ["DEFAULT_BASE_URL", "Config", "Credential", "mask_key"]
+__all__ = ["DEFAULT_BASE_URL", "Config", "Credential", "Setting", "mask_key"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 2
+BASE_URL_WAYS = "OPENAI_BASE_URL, base_url= in Python, --base-url in the shell"
 
 
 def mask_key(key: str | None) -> str:
@@ -54,6 +55,14 @@ def _number(value: Any, kind: type, name: str) -> Any:
 def _text(value: Any) -> Any:
     # A key pasted from a file often carries its line ending (or a Windows \r): it is never part of the key.
     return value.strip() if isinstance(value, str) else value
+
+
+class Setting(NamedTuple):
+    """One row of ``Config.describe()``: a setting's name, its value as shown (keys masked), and its source."""
+
+    name: str
+    value: str
+    source: str
 
 
 class Credential(requests.auth.AuthBase):
@@ -139,18 +148,16 @@ class Config:
         return config
 
     def check(self) -> None:
-        """Reject settings that cannot work or would expose the key, before anything is sent."""
+        """Reject settings that cannot work, before anything is sent.
+
+        A plain-http base URL to a remote host is a working URL, so it is refused later, when a table is read
+        (``credential()``): ``SELECT 1`` still runs.
+        """
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigurationError(
-                f"base URL {self.base_url!r} is not an http(s) URL: set OPENAI_BASE_URL or base_url= to "
-                f"something like {DEFAULT_BASE_URL}"
-            )
-        if parts.scheme == "http" and not self.loopback and not self.allow_insecure_http:
-            raise ConfigurationError(
-                f"base URL {self.base_url!r} is plain http to a remote host, which would send the API key in "
-                "clear text: use https, or pass allow_insecure_http=True to register() if you really mean it "
-                "(the shell never allows it)"
+                f"base URL {self.base_url!r}{self._from('base_url')} is not an http(s) URL: set it to something "
+                f"like {DEFAULT_BASE_URL} ({BASE_URL_WAYS})"
             )
         for name in ("api_key", "admin_api_key", "organization", "project"):
             value = getattr(self, name)
@@ -177,25 +184,50 @@ class Config:
         """host:port of the base URL, for messages."""
         return urlsplit(self.base_url).netloc
 
-    def credential(self, admin: bool = False) -> Credential:
-        """The key for a request. Admin endpoints use the admin key when one is set, else the normal key."""
+    def credential(self, admin: bool = False, *, table: str | None = None) -> Credential:
+        """The key for a request to ``table``: the admin key for admin endpoints when one is set, else the normal key.
+
+        Raises a ConfigurationError instead when there is no key, or when the base URL would carry it in clear text.
+        """
+        where = f"{table}: " if table else ""
         if admin and self.admin_api_key:
-            return Credential(self.admin_api_key, self._origin("admin_api_key", "OPENAI_ADMIN_KEY"))
-        if self.api_key:
-            source = self._origin("api_key", "OPENAI_API_KEY")
-            if admin:
-                source = f"{source[:-1]}; admin endpoints use OPENAI_ADMIN_KEY or register(admin_api_key=...) when set)"
-            return Credential(self.api_key, source)
-        raise MissingAPIKeyError(
-            "no OpenAI API key: set the OPENAI_API_KEY environment variable"
-            + (" (or OPENAI_ADMIN_KEY for this admin endpoint)" if admin else "")
-            + ", or pass api_key= to openai_vtab.register() (or run the shell with --demo to try it on sample data)"
-        )
+            credential = Credential(self.admin_api_key, self.key_source(admin=True))
+        elif self.api_key:
+            credential = Credential(self.api_key, self.key_source(admin=admin))
+        else:
+            raise MissingAPIKeyError(
+                f"{where}no OpenAI API key: set the OPENAI_API_KEY environment variable"
+                + (" (or OPENAI_ADMIN_KEY for this admin endpoint)" if admin else "")
+                + ", or pass api_key= to openai_vtab.register() (or run the shell with --demo to try it on sample data)"
+            )
+        if urlsplit(self.base_url).scheme == "http" and not self.loopback and not self.allow_insecure_http:
+            raise ConfigurationError(
+                f"{where}base URL {self.base_url!r}{self._from('base_url')} is plain http to a remote host, which "
+                f"would send the API key in clear text, so nothing was sent: use https ({BASE_URL_WAYS}), or pass "
+                "allow_insecure_http=True to register() if you really mean it (the shell never allows it)"
+            )
+        return credential
+
+    def key_source(self, admin: bool = False) -> str:
+        """Where the key for a request comes from, masked: ``OPENAI_API_KEY (sk-...wxyz)``, or ``(not set)``."""
+        if admin and self.admin_api_key:
+            return self._origin("admin_api_key", "OPENAI_ADMIN_KEY")
+        if not self.api_key:
+            return "(not set)"
+        source = self._origin("api_key", "OPENAI_API_KEY")
+        if admin:
+            source = f"{source[:-1]}; admin endpoints use OPENAI_ADMIN_KEY or register(admin_api_key=...) when set)"
+        return source
 
     def _origin(self, name: str, variable: str) -> str:
         key = getattr(self, name)
         origin = f"register({name}=...)" if self.sources.get(name) == "option" else variable
         return f"{origin} ({mask_key(key)})"
+
+    def _from(self, name: str) -> str:
+        # Only an environment variable is worth naming: an option is what the user just typed.
+        source = self.sources.get(name, "default")
+        return f" (from {source})" if source not in ("option", "default") else ""
 
     def scrub(self, text: str) -> str:
         """Server text with any of our keys masked: some servers echo a rejected key in their message."""
@@ -204,8 +236,12 @@ class Config:
                 text = text.replace(key, mask_key(key))
         return text
 
-    def describe(self) -> list[tuple[str, str, str]]:
-        """(setting, value, source) rows for display, with the keys masked."""
+    def describe(self) -> list[Setting]:
+        """One ``Setting(name, value, source)`` per setting of the HTTP requests, the keys masked.
+
+        ``source`` is ``"option"`` (a ``register()`` keyword or a shell option), the environment variable the
+        value came from, or ``"default"``. This is what the shell's ``.openai`` prints.
+        """
         values = {
             "api_key": mask_key(self.api_key),
             "admin_api_key": mask_key(self.admin_api_key),
@@ -215,4 +251,4 @@ class Config:
             "timeout": f"{self.timeout:g} s",
             "max_retries": str(self.max_retries),
         }
-        return [(name, value, self.sources.get(name, "default")) for name, value in values.items()]
+        return [Setting(name, value, self.sources.get(name, "default")) for name, value in values.items()]

@@ -5,7 +5,8 @@ Fourteen jobs of four projects on four base models, in every status the API repo
 one checkpoint per finished epoch, as the API keeps them, with loss and token-accuracy curves shaped like
 real ones; two long runs overfit, so their best checkpoint is not their last. Every job carries an
 ``experiment`` tag in its metadata, for joins with a local table of experiments. Events, files, models and
-a few evaluation batches are there too.
+a few evaluation batches are there too, and the organization around them (admin tables): its members, the
+projects with their members, service accounts, API keys and rate limits, invites, and an audit log.
 
 Everything comes from fixed seeds: every run of the demo serves the same ids, numbers and timestamps.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from .testing import FakeOpenAI
 
@@ -149,6 +151,7 @@ class _Organization:
         for experiment, saved in self.checkpoints:
             for project in _SHARED.get(experiment, ()):
                 self.api.add_permission(min(saved)[1], project)
+        _Members(self.api).build()
 
     def job(self, spec: _Job, created: int) -> None:
         api = self.api
@@ -283,6 +286,156 @@ class _Organization:
             data={"step": step, **metrics},
         )
         return metrics, name
+
+
+# The people of the organization: (login, name, organization role). The job owners in the jobs' metadata.
+_PEOPLE = (
+    ("priya", "Priya Raman", "owner"),
+    ("tomas", "Tomás Novak", "reader"),
+    ("mei", "Mei Lin", "owner"),
+    ("jonas", "Jonas Berg", "reader"),
+)
+# Per project name: its members (login, project role), service accounts, and rate limits per model
+# (requests/min, tokens/min, batch input tokens/day or None).
+_MEMBERS = {
+    "support-bot": (("priya", "owner"), ("tomas", "member"), ("jonas", "member")),
+    "analytics": (("mei", "owner"), ("priya", "member")),
+    "comms": (("jonas", "owner"), ("mei", "member")),
+}
+_SERVICE_ACCOUNTS = {"support-bot": ("ticket-router",), "analytics": ("nightly-etl",), "comms": ()}
+_RATE_LIMITS = {
+    "support-bot": (
+        ("gpt-4o-mini-2024-07-18", 10_000, 4_000_000, 40_000_000),
+        ("gpt-4.1-mini-2025-04-14", 5_000, 2_000_000, None),
+    ),
+    "analytics": (
+        ("gpt-4o-2024-08-06", 1_000, 450_000, 9_000_000),
+        ("gpt-4.1-nano-2025-04-14", 3_000, 1_000_000, None),
+    ),
+    "comms": (("gpt-4o-mini-2024-07-18", 2_000, 600_000, None),),
+}
+
+
+class _Members:
+    """The organization around the jobs: members, projects with their people, keys and limits, invites, and the
+    audit log of how it came to be. Its own generator, so that the jobs' ids and numbers stay as they are."""
+
+    def __init__(self, api: FakeOpenAI) -> None:
+        self.api = api
+        self.rng = random.Random(f"{ORGANIZATION_SLUG}-members")
+        self.users: dict[str, dict[str, Any]] = {}
+
+    def ident(self, prefix: str, length: int = 24) -> str:
+        return prefix + "".join(self.rng.choice(ALPHABET) for _ in range(length))
+
+    def log(self, kind: str, at: int, actor: dict[str, Any], project: str | None = None, **details: Any) -> None:
+        self.api.add_audit_log(
+            kind, actor, project_id=project, details=details or None, id=self.ident("audit_log-"), effective_at=at
+        )
+
+    def build(self) -> None:
+        api = self.api
+        # The organization was set up about four months before the first job.
+        founded = START - 120 * 86_400
+        for n, (login, name, role) in enumerate(_PEOPLE):
+            self.users[login] = api.add_user(
+                f"{login}@acme-demo.example",
+                name=name,
+                role=role,
+                id=self.ident("user-"),
+                added_at=founded + n * 9 * 86_400,
+                is_default=n == 0,
+                api_key_last_used_at=START + (20 + n) * 86_400 + self.rng.randrange(86_400),
+            )
+        first = self.users["priya"]
+        self.log("login.succeeded", founded + 300, api.session_actor(first))
+        for n, (project_id, name) in enumerate(PROJECTS.items()):
+            created = founded + 3_600 + n * 15 * 86_400
+            api.add_project(name, id=project_id, created_at=created, residency="GLOBAL")
+            owner = self.users[_MEMBERS[name][0][0]]
+            self.log(
+                "project.created", created, api.session_actor(owner), project_id, id=project_id, data={"name": name}
+            )
+            self.members(project_id, name, created)
+        self.invites(founded)
+        # A key leaked into a notebook and was deleted the same day: only the audit log still shows it.
+        leaked = START + 33 * 86_400 + 14 * 3_600
+        analytics = next(p for p, name in PROJECTS.items() if name == "analytics")
+        key = self.ident("key_", 16)
+        self.log("api_key.created", leaked - 7_200, api.session_actor(self.users["mei"]), analytics, id=key)
+        self.log("api_key.deleted", leaked, api.session_actor(self.users["priya"]), analytics, id=key)
+        self.log("login.failed", leaked + 600, api.session_actor(self.users["tomas"], "198.51.100.23"))
+
+    def members(self, project_id: str, name: str, created: int) -> None:
+        api = self.api
+        owner = self.users[_MEMBERS[name][0][0]]
+        for n, (login, role) in enumerate(_MEMBERS[name]):
+            user = self.users[login]
+            added = max(created, user["added_at"]) + n * 3_600
+            api.add_project_user(project_id, user["id"], role=role, added_at=added)
+            self.log("user.added", added, api.session_actor(owner), project_id, id=user["id"], data={"role": role})
+            key = self.key(project_id, f"{login}-laptop", added + 600, user_id=user["id"])
+            self.log("api_key.created", added + 600, api.session_actor(user), project_id, id=key["id"])
+        for account_name in _SERVICE_ACCOUNTS[name]:
+            at = created + 2 * 86_400
+            account = api.add_project_service_account(
+                project_id, account_name, id=self.ident("svc_acct_"), created_at=at
+            )
+            self.log("service_account.created", at, api.session_actor(owner), project_id, id=account["id"])
+            self.key(project_id, f"{account_name}-prod", at + 60, service_account_id=account["id"])
+        for model, requests, tokens, batch in _RATE_LIMITS[name]:
+            extra = {"batch_1_day_max_input_tokens": batch} if batch else {}
+            limit = api.add_project_rate_limit(
+                project_id, model, requests_per_minute=requests, tokens_per_minute=tokens, id=f"rl-{model}", **extra
+            )
+            at = created + 86_400 + self.rng.randrange(3_600)
+            changes = {"max_requests_per_1_minute": requests, "max_tokens_per_1_minute": tokens}
+            self.log(
+                "rate_limit.updated",
+                at,
+                api.session_actor(owner),
+                project_id,
+                id=limit["id"],
+                changes_requested=changes,
+            )
+
+    def key(self, project_id: str, name: str, created: int, **owner: str) -> dict[str, Any]:
+        """A project API key; about one in four has never been used."""
+        unused = self.rng.random() < 0.25
+        last = None if unused else START + self.rng.randrange(30, 45) * 86_400 + self.rng.randrange(86_400)
+        secret = self.ident("", 6).lower()
+        return self.api.add_project_api_key(
+            project_id,
+            name,
+            id=self.ident("key_", 16),
+            created_at=created,
+            last_used_at=last,
+            redacted_value=f"sk-proj-{secret[:3]}...{secret[3:]}",
+            **owner,
+        )
+
+    def invites(self, founded: int) -> None:
+        api = self.api
+        owner = self.users["priya"]
+        support = next(p for p, name in PROJECTS.items() if name == "support-bot")
+        for email, role, status, sent, projects in (
+            ("jonas@acme-demo.example", "reader", "accepted", founded + 26 * 86_400, ()),
+            ("sam@contractor.example", "reader", "expired", START + 2 * 86_400, ({"id": support, "role": "member"},)),
+            ("ana@acme-demo.example", "reader", "pending", START + 41 * 86_400, ({"id": support, "role": "member"},)),
+        ):
+            invite = api.add_invite(
+                email,
+                role=role,
+                status=status,
+                projects=projects,
+                id=self.ident("invite-"),
+                created_at=sent,
+            )
+            self.log(
+                "invite.sent", sent, api.session_actor(owner), id=invite["id"], data={"email": email, "role": role}
+            )
+            if status == "accepted":
+                self.log("invite.accepted", sent + 5_400, api.session_actor(self.users["jonas"]), id=invite["id"])
 
 
 def _losses(spec: _Job, epochs: float) -> tuple[float, float]:

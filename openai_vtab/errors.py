@@ -8,6 +8,7 @@ The names mirror the official ``openai`` SDK so that code catching one catches t
     OpenAIVTabError
     ├── ConfigurationError              bad or missing settings; raised before any request is sent
     │   └── MissingAPIKeyError          no key from register(api_key=...) or OPENAI_API_KEY
+    ├── RegistrationClosedError         a query reached the tables of a closed registration
     ├── MissingRequiredKeyError         a query cannot supply a table's required key column
     ├── InvalidKeyError                 a key value that can never be an id (a number, a blob)
     └── APIError                        anything that went wrong talking to the API
@@ -29,9 +30,15 @@ The names mirror the official ``openai`` SDK so that code catching one catches t
     └── OpenAIVTabWarning
         ├── UnknownKeyWarning           a key the API does not know (HTTP 404): the query goes on with no rows
         └── TableNameClashWarning       a table of yours has the name of one of ours, and hides it
+
+Warnings are issued with ``warn()``, which points them at the caller's own line rather than ours.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+import warnings
 
 __all__ = [
     "APIConnectionError",
@@ -53,10 +60,12 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RegistrationClosedError",
     "TableNameClashWarning",
     "UnknownKeyWarning",
     "UnprocessableEntityError",
     "status_error_class",
+    "warn",
 ]
 
 
@@ -70,6 +79,10 @@ class ConfigurationError(OpenAIVTabError):
 
 class MissingAPIKeyError(ConfigurationError):
     """A query needs the API but no key was given to ``register()`` or set in OPENAI_API_KEY."""
+
+
+class RegistrationClosedError(OpenAIVTabError):
+    """A query reached a table of a registration that was closed (``close()``, or the end of its ``with`` block)."""
 
 
 class MissingRequiredKeyError(OpenAIVTabError):
@@ -191,3 +204,21 @@ class UnknownKeyWarning(OpenAIVTabWarning):
 
 class TableNameClashWarning(OpenAIVTabWarning):
     """A table or view of yours has the name of one of ours; SQLite reads yours, ``openai_<name>`` reaches ours."""
+
+
+_PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(warning: Warning) -> None:
+    """Issue ``warning`` as if from the first caller outside this package: the user's statement, not our line.
+
+    A fixed ``stacklevel`` is wrong as soon as the call path changes (SQLite calls into the tables from the
+    user's ``execute``; the shell calls ``register()`` for the user). ``skip_file_prefixes`` does this walk, but
+    only from Python 3.12 on.
+    """
+    frame = sys._getframe(1)
+    level = 2
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIRECTORY):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(warning, stacklevel=level)

@@ -4,11 +4,13 @@ Pure functions on decoded bodies: no HTTP and no SQLite. ``tables.py`` names the
 and ``client.Pager`` runs them, with the one loop that guards against servers that page forever.
 
 * A paging style is two small hooks, as in the official SDK's ``pagination.py``: the parameters of the first
-  page, and those of the next page given the answer (None: that was the last). ``NO_PAGING`` and
-  ``AFTER_CURSOR`` are the styles the tables use.
+  page, and those of the next page given the answer (None: that was the last). ``NO_PAGING``,
+  ``AFTER_CURSOR`` (``after`` = the last item's id) and ``PAGE_TOKEN`` (``page`` = the answer's ``next_page``)
+  are the styles the tables use.
 * A decoder turns a body's bytes into Python values: ``JSON`` for API objects, ``CSV`` for result files.
 * ``items`` says where the rows sit in a decoded body: ``"data[]"`` for the API's list wrapper, ``"[]"`` for a
-  body that is itself the list.
+  body that is itself the list, ``"data[].results[]"`` for rows inside the items of a list (usage buckets):
+  each such row carries the object it sits in under ``"parent"``.
 * ``Follow``: the rows are not in the table's own answer but in a resource it names (a job's result file).
 """
 
@@ -29,8 +31,10 @@ __all__ = [
     "CSV",
     "JSON",
     "NO_PAGING",
+    "PAGE_TOKEN",
     "Decoder",
     "Follow",
+    "PageToken",
     "Paging",
     "items_at",
     "pick",
@@ -68,8 +72,26 @@ def _after_check(body: Mapping[str, Any], items: list[dict[str, Any]]) -> str | 
     return None
 
 
+def _token_next(body: Mapping[str, Any], items: list[dict[str, Any]], page_size: int) -> dict[str, Any] | None:
+    return {"limit": page_size, "page": PageToken(body["next_page"])} if body["has_more"] else None
+
+
+def _token_check(body: Mapping[str, Any], items: list[dict[str, Any]]) -> str | None:
+    if not isinstance(body.get("has_more"), bool):
+        return "has no boolean 'has_more'"
+    if body["has_more"] and not (isinstance(body.get("next_page"), str) and body["next_page"]):
+        return "says has_more=true but has no 'next_page' token"
+    return None
+
+
+class PageToken(str):
+    """A ``next_page`` token, sent back exactly as received: the API rejects one whose ``=`` padding is
+    percent-encoded."""
+
+
 NO_PAGING = Paging("none", first=lambda size: {}, next=lambda body, items, size: None, check=lambda body, items: None)
 AFTER_CURSOR = Paging("after", first=lambda size: {"limit": size}, next=_after_next, check=_after_check)
+PAGE_TOKEN = Paging("page", first=lambda size: {"limit": size}, next=_token_next, check=_token_check)
 
 
 @dataclass(frozen=True)
@@ -179,6 +201,20 @@ def pick(value: Any, dotted: str) -> Any:
 
 
 def items_at(body: Any, where: str) -> list[Any] | None:
-    """The list of items at ``where`` (``"data[]"`` or ``"[]"``) in a decoded body, or None if it is not a list."""
-    value = body if where == "[]" else pick(body, where.removesuffix("[]"))
-    return value if isinstance(value, list) else None
+    """The items at ``where`` in a decoded body (``"[]"``, ``"data[]"``, ``"data[].results[]"``), or None where a
+    list is missing. The items of an inner list are copies that carry their container under ``"parent"``
+    (without the inner list)."""
+    outer, _, inner = where.partition("[].")
+    value = body if outer in ("", "[]") else pick(body, outer.removesuffix("[]"))
+    if not isinstance(value, list):
+        return None
+    if not inner:
+        return value
+    rows = []
+    for container in value:
+        nested = items_at(container, inner) if isinstance(container, dict) else None
+        if nested is None:
+            return None
+        parent = {k: v for k, v in container.items() if k != inner.partition("[]")[0]}
+        rows += [{**row, "parent": parent} if isinstance(row, dict) else row for row in nested]
+    return rows

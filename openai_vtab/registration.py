@@ -1,5 +1,5 @@
 """What the tables of one ``register()`` call share: settings, the HTTP client, the request log, the worker
-pool, the wait hooks, and the interrupt check. Knows no table and no query plan.
+pool, the wait hooks, and the interrupt check; and closing it all. Knows no table and no query plan.
 """
 
 from __future__ import annotations
@@ -8,21 +8,57 @@ import threading
 import weakref
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, TypeVar
 
 import apsw
 
 from .client import Client
+from .errors import RegistrationClosedError
 from .log import RequestLog
 
 __all__ = ["Registration"]
 
+T = TypeVar("T")
+
+CLOSED_MESSAGE = (
+    "the OpenAI tables of this connection were closed (Registration.close(), or the end of its with block), "
+    "so nothing is fetched: call openai_vtab.register(connection) again to query them"
+)
+
+
+class _WorkerPool(ThreadPoolExecutor):
+    """The worker pool; once its registration is closed, ``submit`` refuses with advice.
+
+    This is the one place that refuses: a query after ``close()`` gets a fresh pool that starts no thread, and a
+    scan that began before ``close()`` asks its old pool for the next page, which would otherwise answer with
+    the executor's "cannot schedule new futures after shutdown".
+    """
+
+    def __init__(self, closed: threading.Event, **options: Any) -> None:
+        super().__init__(**options)
+        self._registration_closed = closed
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``fn`` on a worker, or raise RegistrationClosedError after ``close()``."""
+        if self._registration_closed.is_set():
+            raise RegistrationClosedError(CLOSED_MESSAGE)
+        return super().submit(fn, *args, **kwargs)
+
 
 class Registration:
-    """What the tables of one ``register()`` call share: settings, HTTP client, request log, worker pool, hooks.
+    """What ``register()`` returns: the tables of one connection and what they share.
 
-    ``register()`` returns it. ``on_wait`` callbacks run about every 100 ms while a query waits for the
-    network (the shell draws progress there); raising from one aborts the query.
+    Public attributes: ``config``, the effective settings (a ``Config``: ``config.describe()`` lists them with
+    their sources, keys masked); ``log``, the request log behind the ``openai_requests`` table (``log.sent``
+    requests sent, ``log.items`` rows received, ``log.entries()``); ``max_workers``, the keys fetched at once;
+    ``on_wait``, callbacks run about every 100 ms while a query waits for the network (the shell draws progress
+    there; raising from one aborts the query). ``client`` and ``single_key_scans`` serve the package's own
+    shell.
+
+    It is a context manager: ``with openai_vtab.register(db) as registration:`` closes it at the end of the
+    block (see ``close()``). The worker threads start with the first query that fetches, not before.
     """
 
     def __init__(self, connection: apsw.Connection, client: Client, log: RequestLog, *, max_workers: int) -> None:
@@ -37,19 +73,63 @@ class Registration:
         self._connection = weakref.ref(connection)
         self._executor: ThreadPoolExecutor | None = None
         self._abandoned = threading.Event()
+        self._closed = threading.Event()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has run."""
+        return self._closed.is_set()
 
     @property
     def executor(self) -> ThreadPoolExecutor:
-        """The worker pool, started on first use so that ``register()`` costs nothing."""
+        """The worker pool, started on first use so that ``register()`` costs nothing.
+
+        After ``close()`` its ``submit`` raises RegistrationClosedError: a query then fails with advice instead
+        of quietly starting threads again.
+        """
         if self._executor is None:
             self._abandoned = threading.Event()
-            self._executor = ThreadPoolExecutor(
-                self.max_workers,
+            self._executor = _WorkerPool(
+                self._closed,
+                max_workers=self.max_workers,
                 thread_name_prefix="openai-vtab",
                 initializer=self.client.start_worker,
                 initargs=(self._abandoned,),
             )
         return self._executor
+
+    def close(self) -> None:
+        """Stop the worker threads and drop the cached answers; calling it again does nothing.
+
+        Queued fetches are dropped and retry waits end at once; a request already on the wire is waited for
+        (at most its timeout), so no thread of this registration outlives the call. The connection stays open
+        and the request log readable, but a query that reads an OpenAI table raises RegistrationClosedError;
+        ``register()`` the connection again to query them. A thread left behind by an earlier interrupt ends
+        on its own, within its request's timeout.
+        """
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            self._abandoned.set()
+            executor.shutdown(wait=True, cancel_futures=True)
+        self.clear_cache()
+
+    def __enter__(self) -> Registration:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return (
+            f"<openai_vtab.Registration{state} base_url={self.config.base_url!r} "
+            f"api_key={self.config.key_source()} max_workers={self.max_workers} requests_sent={self.log.sent}>"
+        )
 
     def abandon(self) -> None:
         """Give up on every request in flight (after an interrupt, or when the connection closes).

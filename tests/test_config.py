@@ -1,7 +1,11 @@
-"""register(): settings from options and the environment, the missing-key error, the headers sent."""
+"""register(): settings from options and the environment, the missing-key error, the headers sent, and the
+base URLs refused (a plain-http one only when a table is read)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 
 import apsw
@@ -10,6 +14,9 @@ import pytest
 import openai_vtab
 from openai_vtab.config import DEFAULT_BASE_URL, Config, mask_key
 from openai_vtab.testing import FakeOpenAI
+
+SECRET = "sk-test-never-shown-abcdefghijklmnop-6789"
+EVERY_WAY = "OPENAI_BASE_URL, base_url= in Python, --base-url in the shell"
 
 
 def test_register_needs_no_key_and_no_network() -> None:
@@ -24,7 +31,9 @@ def test_register_needs_no_key_and_no_network() -> None:
 def test_query_without_a_key_names_openai_api_key_and_sends_nothing(api: FakeOpenAI) -> None:
     db = apsw.Connection(":memory:")
     openai_vtab.register(db, base_url=api.base_url)
-    with pytest.raises(openai_vtab.MissingAPIKeyError, match="OPENAI_API_KEY") as caught:
+    with pytest.raises(
+        openai_vtab.MissingAPIKeyError, match=r"^fine_tuning_jobs: no OpenAI API key: .*OPENAI_API_KEY"
+    ) as caught:
         db.execute("SELECT * FROM fine_tuning_jobs").fetchall()
     assert isinstance(caught.value, openai_vtab.ConfigurationError)
     assert api.requests == []
@@ -119,3 +128,119 @@ def test_settings_a_header_cannot_carry_fail_at_register_time(option: str) -> No
     with pytest.raises(openai_vtab.ConfigurationError, match=f"{option} .* holds characters an HTTP header") as caught:
         openai_vtab.register(apsw.Connection(":memory:"), **{option: value})
     assert "SECRET" not in str(caught.value)
+
+
+def test_describe_lists_named_settings_with_their_sources() -> None:
+    config = Config.resolve(api_key=SECRET, environ={"OPENAI_ORG_ID": "org-env"})
+    settings = {setting.name: setting for setting in config.describe()}
+    assert list(settings) == [
+        "api_key",
+        "admin_api_key",
+        "base_url",
+        "organization",
+        "project",
+        "timeout",
+        "max_retries",
+    ]
+    assert (settings["api_key"].value, settings["api_key"].source) == ("sk-...6789", "option")
+    assert (settings["organization"].value, settings["organization"].source) == ("org-env", "OPENAI_ORG_ID")
+    assert settings["timeout"] == ("timeout", "60 s", "default")  # still a plain (name, value, source) tuple
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "ftp://example.invalid/v1", "https:///v1"])
+def test_a_base_url_that_is_no_url_names_every_way_to_set_it(url: str) -> None:
+    with pytest.raises(openai_vtab.ConfigurationError) as caught:
+        Config.resolve(environ={"OPENAI_BASE_URL": url})
+    assert str(caught.value) == (
+        f"base URL {url!r} (from OPENAI_BASE_URL) is not an http(s) URL: set it to something like "
+        f"https://api.openai.com/v1 ({EVERY_WAY})"
+    )
+
+
+def test_the_shell_reports_a_base_url_that_is_no_url_before_running_anything() -> None:
+    result = run_shell(["--base-url", "not-a-url", ":memory:", "SELECT 1"], {})
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "Error: base URL 'not-a-url' is not an http(s) URL: set it to something like https://api.openai.com/v1 "
+        f"({EVERY_WAY})\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://api.example.com/v1", False),
+        ("http://10.0.0.1/v1", False),
+        ("http://192.168.1.10:8080/v1", False),
+        ("http://127.0.0.1:8080/v1", True),
+        ("http://127.9.9.9/v1", True),
+        ("http://localhost:1234/v1", True),
+        ("http://[::1]:1234/v1", True),
+        ("https://api.example.com/v1", True),
+    ],
+)
+def test_plain_http_to_a_remote_host_is_accepted_at_first_and_refused_for_the_key(url: str, allowed: bool) -> None:
+    # The decision is made on the URL alone, before anything could be sent.
+    config = Config.resolve(api_key=SECRET, base_url=url, environ={})
+    if allowed:
+        config.credential(table="models")
+        return
+    with pytest.raises(openai_vtab.ConfigurationError, match=r"^models: base URL .* clear text") as caught:
+        config.credential(table="models")
+    assert SECRET not in str(caught.value)
+    Config.resolve(api_key=SECRET, base_url=url, allow_insecure_http=True, environ={}).credential()
+
+
+@pytest.fixture
+def proxy(api: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    """The fake as everyone's HTTP proxy: a request for a remote http URL would reach it, key and all."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{api.port}")
+    return api
+
+
+def test_plain_http_to_a_remote_host_runs_other_sql_and_sends_nothing_when_a_table_is_read(proxy: FakeOpenAI) -> None:
+    db = apsw.Connection(":memory:")
+    openai_vtab.register(db, api_key=SECRET, base_url="http://api.example.invalid/v1")
+    assert db.execute("SELECT 1").fetchall() == [(1,)]
+    with pytest.raises(openai_vtab.ConfigurationError) as caught:
+        db.execute("SELECT * FROM models").fetchall()
+    assert str(caught.value) == (
+        "models: base URL 'http://api.example.invalid/v1' is plain http to a remote host, which would send the API "
+        f"key in clear text, so nothing was sent: use https ({EVERY_WAY}), or pass allow_insecure_http=True to "
+        "register() if you really mean it (the shell never allows it)"
+    )
+    assert proxy.requests == []
+    # The control: allowed, the same request does travel, through the proxy, with the key.
+    proxy.api_key = SECRET
+    openai_vtab.register(db, api_key=SECRET, base_url="http://api.example.invalid/v1", allow_insecure_http=True)
+    with pytest.raises(openai_vtab.NotFoundError):
+        db.execute("SELECT * FROM models").fetchall()
+    assert [request.headers["authorization"] for request in proxy.requests] == [f"Bearer {SECRET}"]
+
+
+def test_the_shell_runs_sql_under_a_plain_http_base_url_and_refuses_only_the_tables(proxy: FakeOpenAI) -> None:
+    env = {"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": "http://api.example.invalid/v1"}
+    assert run_shell([":memory:", "SELECT 1 + 1"], env).stdout == "2\n"
+    result = run_shell([":memory:", "SELECT count(*) FROM fine_tuning_jobs"], env)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith(
+        "Error: fine_tuning_jobs: base URL 'http://api.example.invalid/v1' (from OPENAI_BASE_URL) is plain http to a "
+        "remote host"
+    )
+    assert SECRET not in result.stderr
+    assert proxy.requests == []
+
+
+def run_shell(args: list[str], settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m openai_vtab ARGS`` with only ``settings`` of the OPENAI_ variables set."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("OPENAI_")}
+    return subprocess.run(
+        [sys.executable, "-m", "openai_vtab", *args],
+        env={**env, **settings},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )

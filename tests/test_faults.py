@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 import openai_vtab
 from openai_vtab import client
 from openai_vtab.client import _Answer, _Retry
-from openai_vtab.config import Config
 from openai_vtab.testing import FakeOpenAI
 
 Connect = Callable[..., apsw.Connection]
@@ -419,30 +418,6 @@ def test_forbidden_names_the_organization_and_project(api: FakeOpenAI, connect: 
     db = connect(organization="org-wrong", project="proj_x")
     with pytest.raises(openai_vtab.PermissionDeniedError, match="organization org-wrong and project proj_x"):
         db.execute("SELECT * FROM fine_tuning_jobs").fetchall()
-
-
-@pytest.mark.parametrize(
-    ("url", "allowed"),
-    [
-        ("http://api.example.com/v1", False),
-        ("http://10.0.0.1/v1", False),
-        ("http://192.168.1.10:8080/v1", False),
-        ("http://127.0.0.1:8080/v1", True),
-        ("http://127.9.9.9/v1", True),
-        ("http://localhost:1234/v1", True),
-        ("http://[::1]:1234/v1", True),
-        ("https://api.example.com/v1", True),
-    ],
-)
-def test_plain_http_is_refused_for_remote_hosts(url: str, allowed: bool) -> None:
-    # The decision is made on the URL alone, before anything could be sent.
-    if allowed:
-        Config.resolve(api_key=SECRET, base_url=url, environ={})
-    else:
-        with pytest.raises(openai_vtab.ConfigurationError, match="clear text") as caught:
-            Config.resolve(api_key=SECRET, base_url=url, environ={})
-        assert SECRET not in str(caught.value)
-        Config.resolve(api_key=SECRET, base_url=url, allow_insecure_http=True, environ={})
 
 
 @pytest.fixture

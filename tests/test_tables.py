@@ -477,7 +477,8 @@ def test_no_warning_without_a_clash(api: FakeOpenAI) -> None:
 @pytest.fixture(scope="module")
 def sample() -> Iterator[FakeOpenAI]:
     """A fake holding what the declarations' examples name: job ftjob-abc123 with checkpoints, events,
-    permissions and a result file, a fine-tuned model, fine-tune files and a batch still running."""
+    permissions and a result file, a fine-tuned model, fine-tune files, a batch still running, and a project
+    with a member, a service account and its key, a rate limit, an invite and an audit log event."""
     with FakeOpenAI() as api:
         job = api.add_job(EXAMPLE_JOB)
         for checkpoint in api.add_checkpoints(job["id"], 3):
@@ -491,13 +492,24 @@ def sample() -> Iterator[FakeOpenAI]:
         api.add_file("input.jsonl", purpose="batch")
         api.add_batch()
         api.add_batch(status="in_progress", completed_at=None, finalizing_at=None)
+        project = api.add_project("support-bot")
+        user = api.add_user("mei@example.com", name="Mei", role="owner")
+        api.add_project_user(project["id"], user["id"], role="owner")
+        account = api.add_project_service_account(project["id"], "ci")
+        key = api.add_project_api_key(project["id"], "ci-key", service_account_id=account["id"])
+        api.add_project_rate_limit(project["id"], "gpt-4o-mini")
+        api.add_invite("tomas@example.com")
+        api.add_audit_log(
+            "api_key.created", api.api_key_actor(key), project_id=project["id"], details={"id": key["id"]}
+        )
         yield api
 
 
 def key_values(api: FakeOpenAI, table: Table) -> tuple[str, ...]:
     """A key value with rows in ``sample`` for each of ``table``'s keys."""
     checkpoint = api.state.checkpoints[EXAMPLE_JOB][0]["fine_tuned_model_checkpoint"]
-    known = {"fine_tuning_job_id": EXAMPLE_JOB, "fine_tuned_model_checkpoint": checkpoint}
+    project = api.state.organization.projects[0]["id"]
+    known = {"fine_tuning_job_id": EXAMPLE_JOB, "fine_tuned_model_checkpoint": checkpoint, "project_id": project}
     missing = [k for k in table.keys if k not in known]
     assert not missing, f"add a sample value for the key(s) {missing} of {table.name} to key_values()"
     return tuple(known[k] for k in table.keys)

@@ -1,7 +1,8 @@
 """A stateful fake of the OpenAI API on 127.0.0.1, for tests, benchmarks and the shell's demo mode.
 
-Standard library only. It keeps jobs, checkpoints, events, models, files, batches and checkpoint
-permissions that you add in code, pages them by the API's rules (``limit`` with its default and maximum,
+Standard library only. It keeps jobs, checkpoints, events, models, files, batches, checkpoint
+permissions and an organization (projects with their members, keys, service accounts and rate limits; users,
+invites, audit log) that you add in code, pages them by the API's rules (``limit`` with its default and maximum,
 ``after``, ``has_more``, ``first_id``/``last_id`` where the API sends them), answers errors in the API's
 envelope ``{"error": {"message", "type", "param", "code"}}``, checks the bearer key, logs every request,
 and can inject faults::
@@ -34,10 +35,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from .errors import FakeError
+from .usage import COUNTS, UsageRoutes, clock
+
 __all__ = ["FakeOpenAI", "Fault", "RecordedRequest"]
 
 DEFAULT_KEY = "sk-test-fake-0000000000000000"
-ADMIN_ROUTES = frozenset({"permissions"})
+# The organization's list routes (projects, members, keys, audit logs): GET /organization/..., admin key only.
+ORGANIZATION_ROUTES = frozenset(
+    {
+        "projects",
+        "project_api_keys",
+        "project_users",
+        "project_service_accounts",
+        "project_rate_limits",
+        "users",
+        "invites",
+        "audit_logs",
+    }
+)
+# Costs and usage (testing/usage.py): admin key only too.
+USAGE_ROUTES = frozenset({"costs", *(f"usage_{kind}" for kind in COUNTS)})
+ADMIN_ROUTES = frozenset({"permissions"}) | ORGANIZATION_ROUTES | USAGE_ROUTES
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,7 @@ class RecordedRequest:
     keys: tuple[str, ...]
     params: dict[str, str]
     headers: dict[str, str]
+    query: str = ""  # as sent: a repeated array parameter (group_by[]) is in params only once
 
 
 @dataclass
@@ -88,22 +108,42 @@ class _State:
         self.batches: list[dict[str, Any]] = []
         self.permissions: dict[str, list[dict[str, Any]]] = {}
         self.contents: dict[str, bytes] = {}  # file id -> what GET /files/{id}/content answers
+        self.usage: dict[str, list[dict[str, Any]]] = {}  # "costs" or a usage kind -> records (testing/usage.py)
+        self.organization = _OrganizationState()
 
 
-class _Error(Exception):
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {
-            "error": {"message": message, "type": type, "param": extra.get("param"), "code": extra.get("code")}
-        }
+class _OrganizationState:
+    """The organization behind the admin routes: projects with their members, keys, service accounts and rate
+    limits (per project id), the organization's users, invites and audit log."""
+
+    def __init__(self) -> None:
+        self.projects: list[dict[str, Any]] = []
+        self.users: list[dict[str, Any]] = []
+        self.invites: list[dict[str, Any]] = []
+        self.audit_logs: list[dict[str, Any]] = []
+        self.project_users: dict[str, list[dict[str, Any]]] = {}
+        self.project_api_keys: dict[str, list[dict[str, Any]]] = {}
+        self.project_service_accounts: dict[str, list[dict[str, Any]]] = {}
+        self.project_rate_limits: dict[str, list[dict[str, Any]]] = {}
+
+    def project(self, project_id: str) -> dict[str, Any]:
+        """The project with this id, or the API's 404."""
+        for project in self.projects:
+            if project["id"] == project_id:
+                return project
+        raise FakeError(404, f"No project found with id '{project_id}'.", param="project_id", code="not_found")
+
+    def user(self, user_id: str) -> dict[str, Any]:
+        """The organization user with this id (a KeyError for test code that names an unknown one)."""
+        return next(u for u in self.users if u["id"] == user_id)
 
 
-class FakeOpenAI:
+class FakeOpenAI(UsageRoutes):
     """The fake API server. Start it with ``with FakeOpenAI() as api:`` or ``start()``/``stop()``.
 
     ``api_key`` is the only bearer key accepted (None accepts any); when ``admin_api_key`` is set, admin routes
-    (checkpoint permissions) accept only that one. ``latency`` seconds are added to every
+    (checkpoint permissions, ``/organization/...``) accept only that one, and answer ``api_key`` with the API's
+    401 for a project key (missing scopes). ``latency`` seconds are added to every
     answer. ``organization``/``project``, when set, are the only values of those headers accepted (403 else).
     ``tls`` (a server-side SSLContext) serves https instead of http.
     """
@@ -133,6 +173,8 @@ class FakeOpenAI:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
+        # What costs and usage call now (the end of their time range when a request gives none).
+        self.clock: Callable[[], float] = clock
         self._clock = 1_730_000_000
         self._views: dict[tuple[str, str], tuple[int, list[dict[str, Any]], dict[str, int]]] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -387,6 +429,229 @@ class FakeOpenAI:
             self.state.permissions.setdefault(checkpoint, []).append(permission)
         return permission
 
+    # -- the organization (admin routes) -------------------------------------------------------------
+
+    def add_project(self, name: str, *, id: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Add a project to GET /organization/projects (active unless ``fields`` archive it)."""
+        project = {
+            "id": id or self._id("proj_"),
+            "object": "organization.project",
+            "name": name,
+            "created_at": fields.pop("created_at", None) or self._tick(),
+            "archived_at": None,
+            "status": "active",
+            "external_key_id": None,
+        }
+        project.update(fields)
+        org = self.state.organization
+        with self._lock:
+            org.projects.append(project)
+            for table in (
+                org.project_users,
+                org.project_api_keys,
+                org.project_service_accounts,
+                org.project_rate_limits,
+            ):
+                table[project["id"]] = []
+        return project
+
+    def add_user(self, email: str, *, name: str | None = None, role: str = "reader", **fields: Any) -> dict[str, Any]:
+        """Add a member to GET /organization/users."""
+        user_id = fields.pop("id", None) or self._id("user-")
+        user = {
+            "object": "organization.user",
+            "id": user_id,
+            "name": name,
+            "email": email,
+            "role": role,
+            "added_at": fields.pop("added_at", None) or self._tick(),
+            "is_default": False,
+            "is_service_account": False,
+            "is_scim_managed": False,
+            "api_key_last_used_at": None,
+            "user": {"object": "user", "id": user_id, "email": email, "name": name, "enabled": True, "banned": False},
+        }
+        user.update(fields)
+        with self._lock:
+            self.state.organization.users.append(user)
+        return user
+
+    def add_project_user(self, project_id: str, user_id: str, *, role: str = "member", **fields: Any) -> dict:
+        """Make an organization user (see ``add_user``) a member of a project."""
+        org = self.state.organization
+        user = org.user(user_id)
+        member = {
+            "object": "organization.project.user",
+            "id": user_id,
+            "name": user["name"],
+            "email": user["email"],
+            "role": role,
+            "added_at": fields.pop("added_at", None) or self._tick(),
+        }
+        member.update(fields)
+        with self._lock:
+            org.project_users[project_id].append(member)
+        return member
+
+    def add_project_service_account(self, project_id: str, name: str, *, role: str = "member", **fields: Any) -> dict:
+        """Add a service account to a project."""
+        account = {
+            "object": "organization.project.service_account",
+            "id": fields.pop("id", None) or self._id("svc_acct_"),
+            "name": name,
+            "role": role,
+            "created_at": fields.pop("created_at", None) or self._tick(),
+        }
+        account.update(fields)
+        with self._lock:
+            self.state.organization.project_service_accounts[project_id].append(account)
+        return account
+
+    def add_project_api_key(
+        self,
+        project_id: str,
+        name: str,
+        *,
+        user_id: str | None = None,
+        service_account_id: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Add an API key to a project, owned by an organization user or by one of the project's service
+        accounts (give exactly one of ``user_id``, ``service_account_id``)."""
+        if (user_id is None) == (service_account_id is None):
+            raise ValueError("give exactly one owner: user_id or service_account_id")
+        org = self.state.organization
+        created = fields.pop("created_at", None) or self._tick()
+        if user_id is not None:
+            user = org.user(user_id)
+            member = next((m for m in org.project_users[project_id] if m["id"] == user_id), None)
+            owner: dict[str, Any] = {
+                "type": "user",
+                "user": {
+                    "id": user_id,
+                    "email": user["email"],
+                    "name": user["name"] or "",
+                    "created_at": user["added_at"],
+                    "role": member["role"] if member else "member",
+                },
+            }
+        else:
+            account = next(a for a in org.project_service_accounts[project_id] if a["id"] == service_account_id)
+            owner = {
+                "type": "service_account",
+                "service_account": {k: account[k] for k in ("id", "name", "created_at", "role")},
+            }
+        secret = "".join(self._rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(6))
+        key = {
+            "object": "organization.project.api_key",
+            "redacted_value": f"sk-proj-{secret[:3]}...{secret[3:]}",
+            "name": name,
+            "created_at": created,
+            "last_used_at": None,
+            "id": fields.pop("id", None) or self._id("key_"),
+            "owner_project_access": "active",
+            "owner": owner,
+        }
+        key.update(fields)
+        with self._lock:
+            org.project_api_keys[project_id].append(key)
+        return key
+
+    def add_project_rate_limit(
+        self,
+        project_id: str,
+        model: str,
+        *,
+        requests_per_minute: int = 5_000,
+        tokens_per_minute: int = 800_000,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Add a project's rate limit for one model (``fields`` add the optional limits, e.g.
+        ``batch_1_day_max_input_tokens``)."""
+        limit = {
+            "object": "project.rate_limit",
+            "id": fields.pop("id", None) or f"rl-{model}",
+            "model": model,
+            "max_requests_per_1_minute": requests_per_minute,
+            "max_tokens_per_1_minute": tokens_per_minute,
+        }
+        limit.update(fields)
+        with self._lock:
+            self.state.organization.project_rate_limits[project_id].append(limit)
+        return limit
+
+    def add_invite(
+        self,
+        email: str,
+        *,
+        role: str = "reader",
+        status: str = "pending",
+        projects: Iterable[Mapping] = (),
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Add an invite to GET /organization/invites; ``projects`` are ``{"id", "role"}`` grants."""
+        created = fields.pop("created_at", None) or self._tick()
+        invite = {
+            "object": "organization.invite",
+            "id": fields.pop("id", None) or self._id("invite-"),
+            "email": email,
+            "role": role,
+            "status": status,
+            "created_at": created,
+            "expires_at": created + 7 * 86_400,
+            "accepted_at": created + 3_600 if status == "accepted" else None,
+            "projects": [dict(p) for p in projects],
+        }
+        invite.update(fields)
+        with self._lock:
+            self.state.organization.invites.append(invite)
+        return invite
+
+    def add_audit_log(
+        self,
+        type: str,
+        actor: Mapping[str, Any],
+        *,
+        project_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Add an event to GET /organization/audit_logs. ``actor`` is the API's actor object (see
+        ``session_actor``/``api_key_actor``); ``details`` go under the key named by ``type``, as the API sends
+        them; ``project_id`` scopes the event to a project (its name is filled in)."""
+        event: dict[str, Any] = {
+            "id": fields.pop("id", None) or self._id("audit_log-"),
+            "type": type,
+            "effective_at": fields.pop("effective_at", None) or self._tick(),
+            "actor": dict(actor),
+        }
+        if project_id is not None:
+            event["project"] = {"id": project_id, "name": self.state.organization.project(project_id)["name"]}
+        if details is not None:
+            event[type] = dict(details)
+        event.update(fields)
+        with self._lock:
+            self.state.organization.audit_logs.append(event)
+        return event
+
+    @staticmethod
+    def session_actor(user: Mapping[str, Any], ip_address: str = "203.0.113.7") -> dict[str, Any]:
+        """The audit log actor of someone signed in to the dashboard: ``user`` as ``add_user`` returned it."""
+        return {
+            "type": "session",
+            "session": {"user": {"id": user["id"], "email": user["email"]}, "ip_address": ip_address},
+        }
+
+    @staticmethod
+    def api_key_actor(key: Mapping[str, Any]) -> dict[str, Any]:
+        """The audit log actor of a request made with a project API key, as ``add_project_api_key`` returned it."""
+        owner = key["owner"]
+        if owner["type"] == "user":
+            who = {"user": {"id": owner["user"]["id"], "email": owner["user"]["email"]}}
+        else:
+            who = {"service_account": {"id": owner["service_account"]["id"]}}
+        return {"type": "api_key", "api_key": {"id": key["id"], "type": owner["type"], **who}}
+
     # -- faults and log ----------------------------------------------------------------------------
 
     def inject(self, kind: str, *, times: int = 1, match: str = "", **options: Any) -> Fault:
@@ -455,9 +720,9 @@ class FakeOpenAI:
                 return "files", ()
             case ["v1", "batches"]:
                 return "batches", ()
-        return "unknown", ()
+        return self._route_usage(segments) or self._route_organization(segments)
 
-    def _answer(self, route: str, keys: tuple[str, ...], params: dict[str, str]) -> dict[str, Any] | bytes:
+    def _answer(self, route: str, keys: tuple[str, ...], params: dict[str, str], query: str) -> dict[str, Any] | bytes:
         state = self.state
         with self._lock:
             if route == "job":
@@ -466,7 +731,7 @@ class FakeOpenAI:
             if route == "content":
                 _allow(params, set())
                 if keys[0] not in state.contents:
-                    raise _Error(404, f"No such File object: {keys[0]}", param="id")
+                    raise FakeError(404, f"No such File object: {keys[0]}", param="id")
                 return state.contents[keys[0]]
             if route == "jobs":
                 _allow(params, {"after", "limit", "metadata"}, prefix="metadata[")
@@ -504,7 +769,11 @@ class FakeOpenAI:
             if route == "batches":
                 _allow(params, {"after", "limit"})
                 return _page(_newest_first(state.batches), params, default=20, maximum=100, ids=True)
-        raise _Error(404, "Invalid URL (GET {path})", code="unknown_url")
+            if route in ORGANIZATION_ROUTES:
+                return self._answer_organization(route, keys, params)
+            if route in USAGE_ROUTES:
+                return self._answer_usage(route, query)
+        raise FakeError(404, "Invalid URL (GET {path})", code="unknown_url")
 
     def _newest_view(
         self, name: tuple[str, str], items: list[dict[str, Any]]
@@ -520,7 +789,7 @@ class FakeOpenAI:
     def _job(self, job_id: str) -> dict[str, Any]:
         job = self.state.jobs.get(job_id)
         if job is None:
-            raise _Error(
+            raise FakeError(
                 404, f"Could not find fine-tuning job {job_id}.", param="fine_tuning_job_id", code="fine_tune_not_found"
             )
         return job
@@ -529,17 +798,76 @@ class FakeOpenAI:
         self._job(job_id)
         return table[job_id] if table is self.state.checkpoints else table.setdefault(job_id, [])
 
+    # -- the organization's routes (admin) -------------------------------------------------------------------
+
+    def _route_organization(self, segments: list[str]) -> tuple[str, tuple[str, ...]]:
+        match segments:
+            case ["v1", "organization", "projects"]:
+                return "projects", ()
+            case [
+                "v1",
+                "organization",
+                "projects",
+                project,
+                ("api_keys" | "users" | "service_accounts" | "rate_limits") as kind,
+            ]:
+                return f"project_{kind}", (project,)
+            case ["v1", "organization", ("users" | "invites" | "audit_logs") as kind]:
+                return kind, ()
+        return "unknown", ()
+
+    def _answer_organization(self, route: str, keys: tuple[str, ...], params: dict[str, str]) -> dict[str, Any]:
+        # Called with the lock held. Lists come oldest first, as the dashboard shows them; audit logs newest first.
+        org = self.state.organization
+        paging = {"after", "before", "limit"}
+        if route == "projects":
+            _allow(params, paging | {"include_archived"})
+            _one_of(params, "include_archived", ("true", "false"))
+            archived = params.get("include_archived") == "true"
+            return _page_organization([p for p in org.projects if archived or p["status"] != "archived"], params)
+        if route == "users":
+            _allow(params, paging | {"emails", "emails[]"})
+            wanted = params.get("emails[]", params.get("emails"))
+            return _page_organization([u for u in org.users if wanted in (None, u["email"])], params)
+        if route == "invites":
+            _allow(params, paging - {"before"})
+            return _page_organization(org.invites, params)
+        if route == "audit_logs":
+            return _page_organization(_audit_logs(org.audit_logs, params), params)
+        org.project(keys[0])
+        if route == "project_api_keys":
+            _allow(params, paging - {"before"} | {"owner_project_access"})
+            _one_of(params, "owner_project_access", ("active", "inactive", "any"))
+            # Without the parameter the API applies its membership rules: keys of owners who lost access are left out.
+            access = params.get("owner_project_access", "active")
+            items = [k for k in org.project_api_keys[keys[0]] if access in ("any", k["owner_project_access"])]
+            return _page_organization(items, params)
+        if route == "project_rate_limits":
+            _allow(params, paging)
+            return _page_organization(org.project_rate_limits[keys[0]], params, default=100)
+        _allow(params, paging - {"before"})
+        table = org.project_users if route == "project_users" else org.project_service_accounts
+        return _page_organization(table[keys[0]], params)
+
     def _authorize(self, route: str, headers: Mapping[str, str]) -> None:
         auth = headers.get("authorization", "")
         wanted = self.admin_api_key if route in ADMIN_ROUTES and self.admin_api_key else self.api_key
         if wanted is not None and auth != f"Bearer {wanted}":
             given = auth.removeprefix("Bearer ")
+            if wanted == self.admin_api_key and given == self.api_key:
+                # The API's answer to a project key on an admin endpoint: a 401 naming the missing scope.
+                raise FakeError(
+                    401,
+                    "You have insufficient permissions for this operation. Missing scopes: api.management.read. "
+                    "Check that you have the correct role in your organization (Reader, Writer, Owner) and project "
+                    "(Member, Owner), and if you're using a restricted API key, that it has the necessary scopes.",
+                )
             # The real API echoes part of a rejected key; this fake echoes all of it, so that tests prove the
             # client never passes server text containing the key through to the user.
-            raise _Error(401, f"Incorrect API key provided: {given}.", code="invalid_api_key")
+            raise FakeError(401, f"Incorrect API key provided: {given}.", code="invalid_api_key")
         for header, allowed in (("openai-organization", self.organization), ("openai-project", self.project)):
             if allowed is not None and headers.get(header, allowed) != allowed:
-                raise _Error(
+                raise FakeError(
                     403,
                     f"You are not a member of {header.split('-')[1]} {headers[header]}.",
                     type="invalid_request_error",
@@ -561,7 +889,7 @@ class FakeOpenAI:
         segments = [unquote(s) for s in raw_path.strip("/").split("/")]
         route, keys = self._route(segments)
         params = dict(parse_qsl(query, keep_blank_values=True))
-        record = RecordedRequest(method, raw_path, "/" + "/".join(segments), route, keys, params, dict(headers))
+        record = RecordedRequest(method, raw_path, "/" + "/".join(segments), route, keys, params, dict(headers), query)
         with self._lock:
             self.requests.append(record)
         if self.latency:
@@ -576,14 +904,14 @@ class FakeOpenAI:
             if fault is not None and fault.kind == "status":
                 if fault.body is not None:  # not the API's envelope: a proxy's or a web server's page
                     return fault.status, dict(fault.headers), fault.body
-                raise _Error(fault.status, fault.message, type="server_error" if fault.status >= 500 else "requests")
+                raise FakeError(fault.status, fault.message, type="server_error" if fault.status >= 500 else "requests")
             self._authorize(route, headers)
             if method != "GET":
-                raise _Error(405, f"Method {method} is not allowed here.")
+                raise FakeError(405, f"Method {method} is not allowed here.")
             if fault is not None and fault.kind == "repeat-cursor":
                 params = {k: v for k, v in params.items() if k != "after"}
-            body = self._answer(route, keys, params)
-        except _Error as error:
+            body = self._answer(route, keys, params, query)
+        except FakeError as error:
             if route == "unknown" and error.status == 404:
                 error.body["error"]["message"] = f"Invalid URL ({method} {raw_path})"
             extra = dict(fault.headers) if fault is not None and fault.kind == "status" else {}
@@ -605,12 +933,16 @@ class FakeOpenAI:
 def _allow(params: Mapping[str, str], names: set[str], prefix: str | None = None) -> None:
     for name in params:
         if name not in names and not (prefix and name.startswith(prefix)):
-            raise _Error(400, f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
+            raise FakeError(
+                400, f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter"
+            )
 
 
 def _one_of(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> None:
     if name in params and params[name] not in allowed:
-        raise _Error(400, f"Invalid '{name}': expected one of {', '.join(allowed)}.", param=name, code="invalid_value")
+        raise FakeError(
+            400, f"Invalid '{name}': expected one of {', '.join(allowed)}.", param=name, code="invalid_value"
+        )
 
 
 def _newest_first(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -631,11 +963,11 @@ def _page(
     try:
         limit = int(raw_limit)
     except ValueError:
-        raise _Error(
+        raise FakeError(
             400, f"Invalid 'limit': expected an integer, got {raw_limit!r}.", param="limit", code="invalid_value"
         ) from None
     if not 1 <= limit <= maximum:
-        raise _Error(
+        raise FakeError(
             400, f"Invalid 'limit': must be between 1 and {maximum}, got {limit}.", param="limit", code="invalid_value"
         )
     start = 0
@@ -645,7 +977,7 @@ def _page(
         else:
             positions = [i for i, item in enumerate(items) if item["id"] == params["after"]]
         if not positions:
-            raise _Error(
+            raise FakeError(
                 400, f"Invalid 'after': no object with id {params['after']!r}.", param="after", code="invalid_value"
             )
         start = positions[0] + 1
@@ -654,6 +986,62 @@ def _page(
     if ids:
         page["first_id"] = data[0]["id"] if data else None
         page["last_id"] = data[-1]["id"] if data else None
+    return page
+
+
+_AUDIT_FILTERS: dict[str, Callable[[dict[str, Any], str], bool]] = {
+    "effective_at[gt]": lambda e, v: e["effective_at"] > int(v),
+    "effective_at[gte]": lambda e, v: e["effective_at"] >= int(v),
+    "effective_at[lt]": lambda e, v: e["effective_at"] < int(v),
+    "effective_at[lte]": lambda e, v: e["effective_at"] <= int(v),
+    "project_ids[]": lambda e, v: (e.get("project") or {}).get("id") == v,
+    "event_types[]": lambda e, v: e["type"] == v,
+    "actor_ids[]": lambda e, v: v in _actor_ids(e.get("actor") or {}),
+    "actor_emails[]": lambda e, v: v in _actor_ids(e.get("actor") or {}),
+    "resource_ids[]": lambda e, v: (e.get(e["type"]) or {}).get("id") == v,
+    "tenant_only": lambda e, v: v != "true",  # the fake keeps no tenant-scoped events
+}
+
+
+def _actor_ids(actor: Mapping[str, Any]) -> set[str]:
+    """The ids and emails an audit log actor can be found by."""
+    inner = actor.get("session") or actor.get("api_key") or {}
+    found = {inner.get("id")}
+    for who in ("user", "service_account"):
+        found |= {(inner.get(who) or {}).get("id"), (inner.get(who) or {}).get("email")}
+    return {value for value in found if value}
+
+
+def _audit_logs(events: list[dict[str, Any]], params: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The audit log events ``params`` select, newest first. A repeated array parameter keeps its last value."""
+    _allow(params, {"after", "before", "limit", *_AUDIT_FILTERS})
+    _one_of(params, "tenant_only", ("true", "false"))
+    for name, value in params.items():
+        if name.startswith("effective_at[") and not value.lstrip("-").isdigit():
+            raise FakeError(
+                400, f"Invalid '{name}': expected an integer, got {value!r}.", param=name, code="invalid_value"
+            )
+    selected = [e for e in events if all(_AUDIT_FILTERS[n](e, v) for n, v in params.items() if n in _AUDIT_FILTERS)]
+    return list(reversed(sorted(selected, key=lambda e: e["effective_at"])))
+
+
+def _page_organization(
+    items: list[dict[str, Any]], params: Mapping[str, str], *, default: int = 20, maximum: int = 100
+) -> dict[str, Any]:
+    """A page of an organization list, which also pages backwards: ``before`` gives the items just before an id."""
+    if "before" not in params:
+        return _page(items, params, default=default, maximum=maximum, ids=True)
+    if "after" in params:
+        raise FakeError(400, "Give either 'after' or 'before', not both.", param="before", code="invalid_value")
+    position = next((i for i, item in enumerate(items) if item["id"] == params["before"]), None)
+    if position is None:
+        raise FakeError(
+            400, f"Invalid 'before': no object with id {params['before']!r}.", param="before", code="invalid_value"
+        )
+    rest = {name: value for name, value in params.items() if name != "before"}
+    page = _page(items[:position][::-1], rest, default=default, maximum=maximum, ids=True)
+    page["data"].reverse()
+    page["first_id"], page["last_id"] = page["last_id"], page["first_id"]
     return page
 
 
