@@ -13,6 +13,7 @@ the next run; so is every job after a batch in which every job failed (the cause
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -130,31 +131,21 @@ def _archive(
     from . import register
 
     started = time.monotonic()
-    live = apsw.Connection(":memory:")
-    try:
+    with contextlib.closing(apsw.Connection(":memory:")) as live:
         registration = register(live, **options)
-        registration.config.credential()  # no key: fail before the file is created
-        tables = {t.name: t for t in TABLES if t.name in ARCHIVED}
-        if registration.config.admin_api_key is None:
-            del tables["checkpoint_permissions"]
-        store = Store(report.path, [tables[name] for name in ARCHIVED if name in tables])
         try:
-            run = _Run(report, store, live, registration, tables, progress, started)
-            try:
-                run.run()
-            except KeyboardInterrupt:
-                report.status = "interrupted"
-                raise
-            except Exception as error:
-                report.status = "failed"
-                report.failures.append(Failure(getattr(error, "table", None) or "archive", _one_line(error)))
-                raise
-            finally:
-                run.finish()
+            # No key, or a base URL that would carry it in clear text: say so before the file is created.
+            registration.config.credential()
+            tables = {t.name: t for t in TABLES if t.name in ARCHIVED}
+            if registration.config.admin_api_key is None:
+                del tables["checkpoint_permissions"]
+            with contextlib.closing(Store(report.path, [tables[n] for n in ARCHIVED if n in tables])) as store:
+                _Run(report, store, live, registration, tables, progress, started).run()
+        except KeyboardInterrupt:
+            registration.abandon()  # Ctrl-C: a request already on the wire is not waited for
+            raise
         finally:
-            store.close()
-    finally:
-        live.close()
+            registration.close()
 
 
 class _Run:
@@ -195,7 +186,21 @@ class _Run:
         self.report.seconds = time.monotonic() - self.started
 
     def run(self) -> None:
-        """Archive everything; per-job failures go into the report."""
+        """Archive everything, and record in the archive how the run ended, however it ends."""
+        try:
+            self._archive()
+        except KeyboardInterrupt:
+            self.report.status = "interrupted"
+            raise
+        except Exception as error:
+            self.report.status = "failed"
+            self.report.failures.append(Failure(getattr(error, "table", None) or "archive", _one_line(error)))
+            raise
+        finally:
+            self._finish()
+
+    def _archive(self) -> None:
+        """List the jobs, refresh models and files, then fetch the jobs; per-job failures go into the report."""
         report = self.report
         jobs = self.live.rows("fine_tuning_jobs")
         report.jobs = report.pending = len(jobs)
@@ -215,8 +220,7 @@ class _Run:
                 break
         report.status = "failed" if report.failures else "ok"
 
-    def finish(self) -> None:
-        """Record the run in the archive, however it ended."""
+    def _finish(self) -> None:
         report = self.report
         self._measure()
         report.counts = self.store.counts()

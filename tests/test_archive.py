@@ -304,9 +304,18 @@ def test_the_jobs_list_failing_raises_and_the_run_is_recorded(demo: FakeOpenAI, 
     assert status == "failed" and json.loads(failures)[0]["subject"] == "fine_tuning_jobs"
 
 
-def test_no_key_fails_before_the_file_is_created(tmp_path: Path) -> None:
-    with pytest.raises(openai_vtab.MissingAPIKeyError):
-        archive(tmp_path / "history.db", base_url="http://127.0.0.1:9/v1")
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
+        ({"base_url": "http://127.0.0.1:9/v1"}, "no OpenAI API key"),
+        ({"api_key": "sk-test-0000", "base_url": "http://example.com/v1"}, "plain http to a remote host"),
+    ],
+)
+def test_settings_that_cannot_work_fail_before_the_file_is_created(
+    tmp_path: Path, settings: dict[str, str], error: str
+) -> None:
+    with pytest.raises(openai_vtab.ConfigurationError, match=error):
+        archive(tmp_path / "history.db", **settings)
     assert not (tmp_path / "history.db").exists()
 
 
