@@ -152,6 +152,7 @@ class _Organization:
             for project in _SHARED.get(experiment, ()):
                 self.api.add_permission(min(saved)[1], project)
         _Members(self.api).build()
+        _Spending(self.api).build()
 
     def job(self, spec: _Job, created: int) -> None:
         api = self.api
@@ -436,6 +437,113 @@ class _Members:
             )
             if status == "accepted":
                 self.log("invite.accepted", sent + 5_400, api.session_actor(self.users["jonas"]), id=invite["id"])
+
+
+# Per project name: what it calls each day, as (model, requests a day, input and output tokens a request), with
+# the fine-tuned models of the demo's jobs named by their job's suffix and base model.
+_DAILY_USE = {
+    "support-bot": (("ft:triage@gpt-4o-mini-2024-07-18", 1_800, 900, 12), ("gpt-4o-mini-2024-07-18", 400, 1_500, 350)),
+    "analytics": (("ft:sql-writer@gpt-4o-2024-08-06", 260, 2_400, 180), ("gpt-4.1-nano-2025-04-14", 900, 700, 90)),
+    "comms": (("ft:tone@gpt-4o-mini-2024-07-18", 520, 650, 420),),
+}
+# Embeddings a day, per project: (model, requests, input tokens a request).
+_DAILY_EMBEDDINGS = {"analytics": ("text-embedding-3-small", 1_200, 400)}
+# US dollars per million input and output tokens. Sample prices for the demo, not OpenAI's price list.
+_PRICES = {
+    "gpt-4o-mini-2024-07-18": (0.15, 0.60),
+    "gpt-4o-2024-08-06": (2.50, 10.00),
+    "gpt-4.1-nano-2025-04-14": (0.10, 0.40),
+    "text-embedding-3-small": (0.02, 0.0),
+}
+_SPENDING_DAYS = 60
+
+
+class _Spending:
+    """Sixty days of use and cost up to today, per project, key and model: what the costs and usage tables read.
+
+    Days count back from the fake's clock when the demo starts, so that ``start_time >= unixepoch('now', '-30
+    days')`` finds them; the numbers come from a generator of their own and are the same on every day the demo
+    runs. Each day's costs are what its usage cost at ``_PRICES`` (fine-tuned models at twice their base price).
+    """
+
+    def __init__(self, api: FakeOpenAI) -> None:
+        self.api = api
+        self.rng = random.Random(f"{ORGANIZATION_SLUG}-spending")
+
+    def build(self) -> None:
+        api = self.api
+        today = int(api.clock()) // 86_400 * 86_400
+        organization = api.state.organization
+        models = {
+            f"ft:{job['user_provided_suffix']}@{job['model']}": job["fine_tuned_model"]
+            for job in api.state.jobs.values()
+            if job["status"] == "succeeded"
+        }
+        for day in range(_SPENDING_DAYS, 0, -1):
+            midnight = today - day * 86_400
+            weekday = (midnight // 86_400 + 3) % 7 < 5  # 1970-01-01 was a Thursday
+            for project_id, name in PROJECTS.items():
+                used = organization.project_api_keys.get(project_id, [])
+                keys = [k for k in used if k["last_used_at"] is not None] or [None]  # None: no keys in the demo
+                for alias, requests, tokens_in, tokens_out in _DAILY_USE[name]:
+                    model = models.get(alias, alias)
+                    base = alias.rpartition("@")[2]
+                    price_in, price_out = (p * (2 if model.startswith("ft:") else 1) for p in _PRICES[base])
+                    scale = (1.0 if weekday else 0.35) * self.rng.uniform(0.8, 1.2)
+                    for key in keys:
+                        share = scale / len(keys)
+                        calls = max(1, round(requests * share))
+                        used_in, used_out = calls * tokens_in, calls * tokens_out
+                        at = midnight + self.rng.randrange(8 * 3_600, 20 * 3_600)
+                        key_id = owner = None
+                        if key is not None:
+                            key["last_used_at"] = max(key["last_used_at"], at)
+                            key_id, owner = key["id"], key["owner"].get("user", {}).get("id")
+                        api.add_usage(
+                            "completions",
+                            at,
+                            input_tokens=used_in,
+                            output_tokens=used_out,
+                            input_cached_tokens=used_in // 4,
+                            num_model_requests=calls,
+                            project_id=project_id,
+                            user_id=owner,
+                            api_key_id=key_id,
+                            model=model,
+                            batch=False,
+                            service_tier="default",
+                        )
+                        for part, count, price in (("input", used_in, price_in), ("output", used_out, price_out)):
+                            api.add_cost(
+                                at,
+                                round(count * price / 1e6, 6),
+                                project_id=project_id,
+                                line_item=f"{model}, {part}",
+                                api_key_id=key_id,
+                                quantity=count,
+                                quantity_unit="tokens",
+                            )
+                embedding = _DAILY_EMBEDDINGS.get(name)
+                if embedding is not None:
+                    model, requests, tokens = embedding
+                    calls = round(requests * self.rng.uniform(0.7, 1.3))
+                    at = midnight + self.rng.randrange(0, 6 * 3_600)  # the nightly job
+                    api.add_usage(
+                        "embeddings",
+                        at,
+                        input_tokens=calls * tokens,
+                        num_model_requests=calls,
+                        project_id=project_id,
+                        model=model,
+                    )
+                    api.add_cost(
+                        at,
+                        round(calls * tokens * _PRICES[model][0] / 1e6, 6),
+                        project_id=project_id,
+                        line_item=f"{model}, input",
+                        quantity=calls * tokens,
+                        quantity_unit="tokens",
+                    )
 
 
 def _losses(spec: _Job, epochs: float) -> tuple[float, float]:

@@ -165,7 +165,10 @@ class UsageRoutes:
             for r in self.state.usage.get(kind, [])
             if start <= r["at"] < stop and all(r.get(field) in values for field, values in wanted.items())
         ]
-        data = [_bucket(kind, b, b + seconds, records, grouped) for b in shown]
+        by_bucket: dict[int, list[dict[str, Any]]] = {}
+        for record in records:
+            by_bucket.setdefault(record["at"] - (record["at"] - first) % seconds, []).append(record)
+        data = [_bucket(kind, b, b + seconds, by_bucket.get(b, []), grouped) for b in shown]
         more = offset + limit < len(bucket_starts)
         return {"object": "page", "data": data, "has_more": more, "next_page": _token(offset + limit) if more else None}
 
@@ -195,11 +198,9 @@ def _page_offset(token: str, query: str) -> int:
 
 
 def _bucket(kind: str, start: int, end: int, records: list[dict[str, Any]], grouped: list[str]) -> dict[str, Any]:
-    """One bucket: a result per combination of the grouped fields among the records in [start, end)."""
+    """One bucket: a result per combination of the grouped fields among its records (those in [start, end))."""
     results: dict[tuple[Any, ...], dict[str, Any]] = {}
     for record in records:
-        if not start <= record["at"] < end:
-            continue
         key = tuple(record.get(field) for field in grouped)
         result = results.get(key)
         if result is None:
