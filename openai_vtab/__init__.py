@@ -13,6 +13,7 @@ import sqlite3
 import apsw
 
 from ._version import __version__
+from .archive import ArchiveReport, archive
 from .cache import DEFAULT_CACHE_TTL, ResponseCache
 from .client import Client
 from .config import Config
@@ -54,6 +55,7 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "ArchiveReport",
     "AuthenticationError",
     "BadRequestError",
     "Config",
@@ -76,6 +78,7 @@ __all__ = [
     "UnknownKeyWarning",
     "UnprocessableEntityError",
     "__version__",
+    "archive",
     "register",
 ]
 
