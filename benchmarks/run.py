@@ -31,7 +31,7 @@ import apsw
 import requests
 
 import openai_vtab
-from openai_vtab.archive import archive
+from openai_vtab.archiving import archive
 from openai_vtab.demo import populate
 from openai_vtab.testing import FakeOpenAI
 

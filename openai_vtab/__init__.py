@@ -13,7 +13,7 @@ import sqlite3
 import apsw
 
 from ._version import __version__
-from .archive import ArchiveReport, archive
+from .archiving import ArchiveReport, archive
 from .cache import DEFAULT_CACHE_TTL, ResponseCache
 from .client import Client
 from .config import Config

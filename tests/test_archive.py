@@ -25,7 +25,7 @@ import pytest
 
 import openai_vtab
 from openai_vtab import archive_store
-from openai_vtab.archive import BATCH_JOBS, TERMINAL, ArchiveReport, ProgressLine, archive, run_archive
+from openai_vtab.archiving import BATCH_JOBS, TERMINAL, ArchiveReport, ProgressLine, archive, run_archive
 from openai_vtab.config import mask_key
 from openai_vtab.demo import populate
 from openai_vtab.testing import FakeOpenAI
@@ -402,7 +402,7 @@ def test_a_killed_run_leaves_whole_jobs_and_the_next_run_completes(tmp_path: Pat
             api.add_checkpoints(job, 3 + n % 4)
             for e in range(30):
                 api.add_event(job, f"event {e}")
-        code = "import sys, openai_vtab.archive as a; a.archive(sys.argv[1], api_key=sys.argv[2], base_url=sys.argv[3])"
+        code = "import sys, openai_vtab; openai_vtab.archive(sys.argv[1], api_key=sys.argv[2], base_url=sys.argv[3])"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
         child = subprocess.Popen([sys.executable, "-c", code, str(path), api.api_key, api.base_url], env=env)
         try:
