@@ -753,6 +753,17 @@ As in sqlite3:
         self._once = Once(self.stdout, stream, process)
         self.stdout = stream
 
+    def command_output(self, cmd: list[str]) -> None:
+        """output FILENAME: Send output to FILENAME (or stdout)
+
+        The file is written in the current encoding (see .encoding).  A |COMMAND is not taken here (use .once
+        |COMMAND for each statement).
+        """
+        if cmd and cmd[0].startswith("|"):
+            # apsw would create a file named "|COMMAND".
+            raise self.Error("output |COMMAND is not supported: use .once |COMMAND before each statement, or a file")
+        super().command_output(cmd)
+
     def _end_once(self) -> None:
         """Back to the output from before ``.once``; the file closed, the command waited for."""
         once, self._once = self._once, None

@@ -126,14 +126,16 @@ def test_once_sends_the_next_output_to_a_file_or_a_command(tmp_path: Path) -> No
     assert (tmp_path / "bom.csv").read_bytes() == b"\xef\xbb\xbf"
 
 
-def test_once_refuses_what_it_cannot_do() -> None:
-    result = run([":memory:", ".once -e", ".once", "SELECT 1"], None)
+def test_once_and_output_refuse_what_they_cannot_do(tmp_path: Path) -> None:
+    result = run([":memory:", ".once -e", ".once", ".output |cat", "SELECT 1"], None)
     assert result.returncode == 1
     assert result.stdout == "1\n"
     assert result.stderr.splitlines() == [
         "Error: once -e (an editor or a spreadsheet) is not supported: give a FILE or |COMMAND",
         "Error: once takes one FILE, or |COMMAND",
+        "Error: output |COMMAND is not supported: use .once |COMMAND before each statement, or a file",
     ]
+    assert list(tmp_path.iterdir()) == []  # apsw's .output would have created a file named "|cat"
 
 
 # -- opening the database -----------------------------------------------------------------------------------
