@@ -2,17 +2,23 @@
 
     openai-vtab [OPTIONS] [DATABASE] [SQL ...]
 
-Everything apsw's shell offers keeps working (output modes, dot-commands, ``-init``, ...). Added here:
+Everything apsw's shell offers keeps working (output modes, dot-commands, ``-init``, ...), the same on every
+apsw from 3.45. Added here, mostly for habits from the sqlite3 CLI:
 
-* sqlite3's ``-cmd COMMAND`` and exit status: 1 when a statement failed outside an interactive session;
+* ``-cmd COMMAND``, ``-readonly``, ``-markdown``, ``-quote``, ``-tabs``, ``.once``, ``.indexes``, ``.quit``,
+  and exit status 1 when a statement failed outside an interactive session;
 * errors and warnings as one plain line each on stderr, and the shell goes on (``-bail`` stops it);
+* ``.tables`` and ``.schema PATTERN`` that show the OpenAI tables; ``-version`` and ``.version`` with ours;
+* box, table and qbox modes that never break a value inside a word (``shell_format``), and blobs written as
+  their bytes in the text modes, as sqlite3 writes them;
 * ``.openai``: the effective API settings, the key masked, and where each setting came from;
 * on a terminal, a self-erasing progress line while a statement has waited on the API for over a second;
 * once per session, a ``hint:`` on stderr when a statement fetched many keys one at a time (a join), where
   ``IN (SELECT ...)`` would have fetched them concurrently;
 * ``--cache-ttl SECONDS``: how long API answers are reused (``register(cache_ttl=...)``; 0 turns the cache off);
-* ``--demo``: the fake API of ``openai_vtab.testing`` on 127.0.0.1, serving a sample organization;
-* ``--sqlite3-loader``: SQL with which the stock ``sqlite3`` CLI imports query results into temp tables.
+* ``--demo``: the fake API of ``openai_vtab.testing`` on 127.0.0.1, serving a sample organization, and
+  ``--demo-server``: the same for other programs (``demo_server``);
+* ``--sqlite3-loader``: SQL with which the stock ``sqlite3`` CLI imports query results (``sqlite3_bridge``).
 
 The API key is read from OPENAI_API_KEY only: on the command line it would show in process lists and shell
 history.
@@ -23,9 +29,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
-import shlex
 import signal
+import subprocess
 import sys
 import time
 import warnings
@@ -35,16 +40,18 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 import apsw
-import apsw.ext
 import apsw.shell
 
-from . import TABLES, __version__, register
+from . import ALIAS_PREFIX, TABLES, __version__, register
 from .cache import DEFAULT_CACHE_TTL
 from .config import Config
 from .demo import populate
+from .demo_server import serve
 from .errors import OpenAIVTabWarning
 from .log import RequestLog
 from .registration import Registration
+from .shell_format import box, csv_field, markdown, name_columns, one_line, sanitize
+from .sqlite3_bridge import IDENTIFIER, failure, identifier, loader, rows_begin, rows_end
 from .testing import FakeOpenAI
 
 __all__ = ["JoinHint", "OpenAIShell", "Progress", "main"]
@@ -59,12 +66,22 @@ API_OPTIONS = {
 }
 OPTION_OF = {setting: f"--{option}" for option, setting in API_OPTIONS.items()}
 # Options followed by a value (apsw's and ours), so that they can be told from SQL arguments.
-VALUE_OPTIONS = {"init", "separator", "nullvalue", "encoding", "cmd", "cache-ttl", "sqlite3-rows", *API_OPTIONS}
+VALUE_OPTIONS = {"init", "separator", "nullvalue", "encoding", "cmd", "cache-ttl", "sqlite3-rows", "port", *API_OPTIONS}
 # An option whose name holds one of these may carry a secret: refused, and its value never echoed.
 SECRET_WORDS = ("key", "token", "secret")
-# The savepoint that makes rows loaded into the stock sqlite3 CLI all-or-nothing.
-SAVEPOINT = "openai_vtab_rows"
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Flags (apsw removed the dashes) that set an attribute of the shell to True.
+FLAGS = {"demo": "demo", "demo-server": "demo_server", "sqlite3-loader": "loader", "readonly": "readonly"}
+# How box mode starts on a terminal, whatever apsw's version: as `.mode box`, as wide as the terminal.
+BOX_OPTIONS = {
+    "quote": False,
+    "string_sanitize": 0,
+    "null": "NULL",
+    "truncate": 1024,
+    "text_width": 0,
+    "use_unicode": True,
+}
+# What .tables and .schema print before the OpenAI tables.
+OPENAI_HEADING = "-- OpenAI tables (on this connection only, not in the database file):\n"
 # A statement that looked up at least this many keys one at a time, each with a round trip, earns the IN hint:
 # below it the concurrent form saves too little to interrupt the user.
 HINT_MIN_KEYS = 5
@@ -161,6 +178,28 @@ class JoinHint:
         )
 
 
+class Once:
+    """Where ``.once`` sends output, until the line after the ``.once`` line has run (as in sqlite3)."""
+
+    def __init__(self, previous: TextIO, stream: TextIO, process: subprocess.Popen[str] | None) -> None:
+        self.previous = previous
+        self.stream = stream
+        self.process = process
+        self._lines = 2  # the .once line itself, then the one whose output it takes
+
+    def counts_down(self) -> bool:
+        """A line has run: True when the output goes back."""
+        self._lines -= 1
+        return self._lines == 0
+
+    def close(self) -> None:
+        """Close the file, or close the command's input and wait for it to finish."""
+        with contextlib.suppress(BrokenPipeError):  # a command that stopped reading early
+            self.stream.close()
+        if self.process is not None:
+            self.process.wait()
+
+
 class OpenAIShell(apsw.shell.Shell):
     """apsw's shell with the OpenAI tables registered on every connection it uses.
 
@@ -176,7 +215,10 @@ class OpenAIShell(apsw.shell.Shell):
         self.cache_ttl: float | None = None  # --cache-ttl; None: register()'s default
         self.hint = JoinHint()
         self.demo = False
+        self.demo_server = False
+        self.port: int | None = None  # --port of --demo-server; 0 or None: any free port
         self.loader = False
+        self.readonly = False  # -readonly: the database of the command line is opened read-only
         self.rows_into: str | None = None  # --sqlite3-rows TABLE: print the rows as INSERTs for sqlite3
         self.api: FakeOpenAI | None = None
         self.failures = 0
@@ -187,10 +229,20 @@ class OpenAIShell(apsw.shell.Shell):
         self._pending_hint: str | None = None  # for a statement that failed: shown after its error
         self._partial: list[str] = []  # the lines of an SQL text not complete yet
         self._first_line = 0
-        super().__init__(stdin=stdin, stdout=stdout, stderr=stderr)
+        self._once: Once | None = None
+        self._line_names: list[str] = []  # line mode: the column names of the current statement
+        self._line_rows = 0
+        # Blobs are written as their bytes in the text modes (as sqlite3 does): bytes that are not UTF-8
+        # travel as surrogates, which the output streams and the files of .output and .once write back as bytes.
+        super().__init__(stdin=stdin, stdout=stdout, stderr=stderr, encoding="utf8:surrogateescape")
+        reconfigure = getattr(self.stdout, "reconfigure", None)
+        if reconfigure is not None and getattr(self.stdout, "errors", None) == "strict":
+            reconfigure(errors="surrogateescape")
         self.prompt = "openai-vtab> "
         self.moreprompt = "        ...> "
         self.history_file = "~/.openai_vtab_history"  # not sqlite3's: these statements need the OpenAI tables
+        if self.output == self.output_box:  # apsw's default on a terminal, with options that vary by version
+            self.box_options = dict(BOX_OPTIONS)
         if _is_terminal(self.stderr):
             self.progress = Progress(self.stderr)
 
@@ -199,6 +251,10 @@ class OpenAIShell(apsw.shell.Shell):
     def _connection(self) -> apsw.Connection:
         # apsw's shell opens connections in several places (first use, .open) and adopts others
         # (.connection); checking here, where every use passes, covers them all.
+        if self.readonly and self._db is None:
+            # apsw opens the first database lazily, always read-write; -readonly applies to it alone, as in
+            # sqlite3 (a later .open is read-write unless it says --readonly).
+            self._open(self.dbfilename or ":memory:", apsw.SQLITE_OPEN_READONLY)
         db = apsw.shell.Shell.db.fget(self)
         if db not in self.registrations:
             options = {} if self.cache_ttl is None else {"cache_ttl": self.cache_ttl}
@@ -208,6 +264,15 @@ class OpenAIShell(apsw.shell.Shell):
         return db
 
     db = property(_connection, apsw.shell.Shell.db.fset, None, "The current connection, with the OpenAI tables")
+
+    def _open(self, name: str, flags: int) -> None:
+        """Make a new connection to ``name`` the current one, keeping the others open as apsw's .open does."""
+        try:
+            connection = apsw.Connection(name, flags=flags | apsw.SQLITE_OPEN_URI)
+        except apsw.Error as error:
+            raise self.Error(f'unable to open database "{name}": {one_line(error)}') from None
+        self._db, self.dbfilename = connection, name
+        self.db_references.add(connection)
 
     def _on_wait(self) -> None:
         if self.progress is not None:
@@ -226,6 +291,9 @@ The API key comes from OPENAI_API_KEY only, never from the command line.
 OpenAI options:
    --demo               serve a sample organization from a fake API on 127.0.0.1
                         (no key, no network)
+   --demo-server        serve that organization to other programs until Ctrl-C, and
+                        print the OPENAI_BASE_URL and OPENAI_API_KEY to export
+   --port PORT          the port of --demo-server (default: any free port)
    --base-url URL       API base URL (else OPENAI_BASE_URL, else https://api.openai.com/v1)
    --organization ORG   OpenAI-Organization header (else OPENAI_ORG_ID)
    --project PROJECT    OpenAI-Project header (else OPENAI_PROJECT_ID)
@@ -235,7 +303,14 @@ OpenAI options:
                         0 turns the cache off
    --sqlite3-loader     print SQL that loads [NAME=]QUERY results into temp tables of the
                         stock sqlite3 CLI (.read it there); a NAME alone loads that table
+
+As in sqlite3:
    -cmd COMMAND         run COMMAND (SQL or dot-command) before the SQL arguments
+   -readonly            open the database read-only (the OpenAI tables still work)
+   -markdown            set output mode to 'markdown'
+   -quote               set output mode to 'quote'
+   -tabs                set output mode to 'tabs'
+   -version             show the versions of openai-vtab, SQLite and APSW
 """
         # apsw's text starts with its own usage line; the option list after it holds.
         return ours + "\n" + super().usage().split("\n", 1)[1].lstrip("\n")
@@ -245,12 +320,20 @@ OpenAI options:
 
         Options may follow the database name, as in sqlite3 (apsw's parser takes none after it).
         """
+        options, others = _split_options(args)
+        for option in options:
+            name = option[0].lstrip("-")
+            if name == "help":
+                break
+            if name == "version":  # apsw's would show SQLite's version alone
+                self.write(self.stdout, self.versions() + "\n")
+                raise SystemExit(0)
         # apsw's parser treats every argument as -nocolour while NO_COLOR is set, swallowing options
         # such as -csv or -cmd; hide it while parsing and honour it here.
         no_colour = os.environ.pop("NO_COLOR", None)
         self._parsing = True
         try:
-            result = super().process_args(_options_first(args))
+            result = super().process_args([*(arg for option in options for arg in option), *others])
         finally:
             self._parsing = False
             if no_colour is not None:
@@ -258,6 +341,10 @@ OpenAI options:
         if no_colour is not None:
             self.command_colour(["off"])
         return result or (None, [], [])
+
+    def versions(self) -> str:
+        """openai-vtab's version, with those of the SQLite and APSW it runs on."""
+        return f"openai-vtab {__version__} (SQLite {apsw.sqlite_lib_version()}, APSW {apsw.apsw_version()})"
 
     def process_unknown_args(self, args: list[str]) -> list[str] | None:
         """Our options (apsw has removed the leading dashes); None for anything else."""
@@ -268,10 +355,13 @@ OpenAI options:
                 "the API key is never taken from the command line (it would show in process lists and shell "
                 "history): set the OPENAI_API_KEY environment variable"
             )
-        if name in ("demo", "sqlite3-loader") and not has_value:
-            setattr(self, "demo" if name == "demo" else "loader", True)
+        if name in FLAGS and not has_value:
+            setattr(self, FLAGS[name], True)
             return args[1:]
-        if name not in API_OPTIONS and name not in ("cmd", "cache-ttl", "sqlite3-rows"):
+        if name == "tabs" and not has_value:  # a mode of apsw's .mode, but not one of its options
+            self.command_mode(["tabs"])
+            return args[1:]
+        if name not in API_OPTIONS and name not in ("cmd", "cache-ttl", "sqlite3-rows", "port"):
             if has_value:  # apsw would echo the value, which may be a secret
                 raise self.Error(f"Unrecognized argument '{name}=...'")
             return None
@@ -290,6 +380,10 @@ OpenAI options:
             self.cache_ttl = _seconds(value)
             if self.cache_ttl is None:
                 raise self.Error(f"--cache-ttl takes a number of seconds (0 turns the cache off), not {value!r}")
+        elif name == "port":
+            if not value.isdigit() or int(value) > 65535:
+                raise self.Error(f"--port takes a port number (0 to 65535; 0: any free port), not {value!r}")
+            self.port = int(value)
         else:
             self.options[API_OPTIONS[name]] = value
         return rest
@@ -331,9 +425,15 @@ OpenAI options:
     def command_open(self, cmd: list[str]) -> None:
         """open ?OPTIONS? ?FILE?: Opens a database connection (the current one stays if FILE cannot be opened)
 
-        Options are --wipe (delete FILE and its journals first), --vfs VFS and --flags FLAGS (default
-        READWRITE|CREATE|URI).  If FILE is omitted then a memory database is opened.
+        Options are --readonly (as in sqlite3), --wipe (delete FILE and its journals first) and --vfs VFS
+        (newer apsw also takes --flags FLAGS).  If FILE is omitted then a memory database is opened.
         """
+        if "--readonly" in cmd:
+            rest = [arg for arg in cmd if arg != "--readonly"]
+            if len(rest) != 1 or rest[0].startswith("--"):
+                raise self.Error("open --readonly takes one file name and no other option")
+            self._open(rest[0], apsw.SQLITE_OPEN_READONLY)
+            return
         name = next((arg for arg in reversed(cmd) if not arg.startswith("--")), "") or ":memory:"
         current = self._db, self.dbfilename
         try:
@@ -341,12 +441,18 @@ OpenAI options:
         except apsw.Error as error:
             # apsw has already switched its file name: back to the connection that still works, as sqlite3.
             self._db, self.dbfilename = current
-            raise self.Error(f'unable to open database "{name}": {error}') from None
+            raise self.Error(f'unable to open database "{name}": {one_line(error)}') from None
 
     def process_complete_line(self, command: str) -> None:
-        """Run one SQL text or dot-command (nothing while the command line is being parsed)."""
-        if not self._parsing:
+        """Run one SQL text or dot-command (nothing while the command line is being parsed); a ``.once``
+        output ends after the next one, as in sqlite3."""
+        if self._parsing:
+            return
+        try:
             super().process_complete_line(command)
+        finally:
+            if self._once is not None and self._once.counts_down():
+                self._end_once()
 
     # -- errors, warnings, interrupts ---------------------------------------------------------------
 
@@ -357,7 +463,7 @@ OpenAI options:
         if error is not None and not seen and not isinstance(error, (SystemExit, KeyboardInterrupt)):
             self.failures += 1
             if not self.exceptions:  # .exceptions on asks for apsw's full report instead
-                self.write_error(f"Error{self._location()}: {_one_line(error)}\n")
+                self.write_error(f"Error{self._location()}: {one_line(error)}\n")
                 error._handle_exception_saw_this = True  # type: ignore[attr-defined]
         try:
             super().handle_exception()
@@ -380,7 +486,9 @@ OpenAI options:
         # statement, caret); raising it instead sends it through handle_exception like any other error.
         details = super()._query_details(sql, bindings)
         if details.error_text is not None:
-            raise self.Error(details.error_text) from details.exception
+            error = details.exception
+            # The text of apsw's own errors, not apsw's rendering of it (which varies with its version).
+            raise self.Error(one_line(error) if isinstance(error, apsw.Error) else details.error_text) from error
         return details
 
     def handle_interrupt(self) -> None:
@@ -443,6 +551,113 @@ OpenAI options:
     output_column.all_at_once = True  # type: ignore[attr-defined]
     output_columns = output_column
 
+    def _fmt_text_col(self, v: Any) -> str:
+        # apsw writes "<Binary data>" for a blob, which loses it in an export; sqlite3 writes its bytes.
+        if isinstance(v, bytes):
+            return v.decode("utf-8", "surrogateescape")
+        return super()._fmt_text_col(v)
+
+    def output_csv(self, header: bool, line: Sequence[Any]) -> None:
+        """
+        Items in csv format, quoted as sqlite3 quotes them (also with a separator other than a comma: see
+        .separator).  An empty string is "" and NULL nothing (the .nullvalue), so both survive an export.
+        """
+        # apsw's csv mode gives '' and NULL alike, and fails on a separator other than comma or tab.
+        if header:
+            if self.header:
+                names = [self.colour.header + csv_field(name, self.separator) + self.colour.header_ for name in line]
+                self.write(self.stdout, self.separator.join(names) + "\n")
+            return
+        fields = [
+            self.colour.colour_value(
+                v, self.nullvalue if v is None else csv_field(self._fmt_text_col(v), self.separator)
+            )
+            for v in line
+        ]
+        self.write(self.stdout, self.separator.join(fields) + "\n")
+
+    def output_line(self, header: bool, line: Sequence[Any]) -> None:
+        """
+        One value per line in the form 'column = value', with a blank line between rows.
+        """
+        if header:  # each statement starts with its column names
+            self._line_names, self._line_rows = list(line), 0
+            return
+        width = max(5, *(len(name) for name in self._line_names))
+        text = "".join(
+            f"{name:>{width}} = {self.colour.colour_value(v, self._fmt_text_col(v))}\n"
+            for name, v in zip(self._line_names, line, strict=True)
+        )
+        # As sqlite3: a blank line between rows, none after the last (apsw ends each row with one).
+        self.write(self.stdout, ("\n" if self._line_rows else "") + text)
+        self._line_rows += 1
+
+    output_lines = output_line
+
+    def output_box(self, column_names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Outputs using line drawing and auto sizing columns"""
+        # Also .mode table and qbox: apsw's command_mode sets box_options and sends all three here.
+        options = {**BOX_OPTIONS, **self.box_options}
+        level, limit, null = options["string_sanitize"], options["truncate"], options["null"]
+
+        def text(value: Any) -> str:
+            if isinstance(value, str):
+                value = sanitize(value, level)
+            if options["quote"]:
+                shown = _sql_literal(value)
+            elif isinstance(value, bytes):
+                shown = f"[ {_count(len(value), 'byte')} ]"
+            else:
+                shown = null if value is None else str(value)
+            return shown[:limit] + " ..." if 0 < limit < len(shown) else shown
+
+        colour = self.colour
+        width = options["text_width"] if options["text_width"] > 0 else self._width()
+        self.write(
+            self.stdout,
+            box(
+                column_names,
+                rows,
+                text=text,
+                width=width,
+                unicode=options["use_unicode"],
+                paint=colour.colour_value,
+                paint_header=lambda shown: colour.header + shown + colour.header_,
+            ),
+        )
+
+    output_box.all_at_once = True  # type: ignore[attr-defined]
+
+    def _width(self) -> int:
+        """The terminal's width where the output is a terminal, else 80 (as apsw)."""
+        try:
+            return os.get_terminal_size(self.stdout.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            return 80
+
+    def output_markdown(self, column_names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Markdown table format (a header always, as in sqlite3)"""
+        texts = [[self._fmt_text_col(value) for value in row] for row in rows]
+        self.write(self.stdout, markdown(column_names, texts))
+
+    output_markdown.all_at_once = True  # type: ignore[attr-defined]
+
+    def output_quote(self, header: bool, line: Sequence[Any]) -> None:
+        """Escape answers as for SQL (column names too, with headers on), separated by commas"""
+        if header:
+            if self.header:
+                names = [self.colour.header + apsw.format_sql_value(name) + self.colour.header_ for name in line]
+                self.write(self.stdout, self.separator.join(names) + "\n")
+            return
+        values = [self.colour.colour_value(value, _sql_literal(value)) for value in line]
+        self.write(self.stdout, self.separator.join(values) + "\n")
+
+    def command_mode(self, cmd: list[str]) -> None:
+        """mode MODE ?OPTIONS?: Sets output mode to one of"""
+        super().command_mode(cmd)
+        if cmd and cmd[0] == "quote":
+            self.separator = ","  # as sqlite3's .mode quote; .separator changes it afterwards
+
     def process_sql(self, sql: str, bindings: Any = None, internal: bool = False, summary: Any = None) -> None:
         """Run SQL text, with the progress line (on a terminal) while it waits for the API, and the one-time
         hint about ``IN`` after a statement that fetched many keys one at a time."""
@@ -490,22 +705,172 @@ OpenAI options:
         tables = [f"{t.name}({', '.join(t.keys)})" if t.keys else t.name for t in TABLES]
         self.write(self.stdout, f"{'tables':<{name_width}}  {', '.join([*tables, 'openai_requests'])}\n")
         cache = registration.client.cache
-        ttl = f"{cache.ttl:g}" if cache is not None else "0"
+        ttl = f"{cache.ttl:g} s" if cache is not None else "off"
         source = "--cache-ttl" if self.cache_ttl is not None else "default"
         self.write(self.stdout, f"{'cache_ttl':<{name_width}}  {ttl:<{value_width}}  ({source})\n")
         log = registration.log
-        self.write(self.stdout, f"{'fetched':<{name_width}}  {log.sent} requests, {log.items} rows\n")
+        fetched = f"{_count(log.sent, 'request')}, {_count(log.items, 'row')}"
+        self.write(self.stdout, f"{'fetched':<{name_width}}  {fetched}\n")
 
     def _source(self, name: str, source: str) -> str:
         if source != "option":
             return source
         return "--demo" if self.demo and name in ("api_key", "base_url") else OPTION_OF.get(name, source)
 
+    # -- sqlite3's dot-commands ----------------------------------------------------------------------
+
+    def command_once(self, cmd: list[str]) -> None:
+        """once ?--bom? FILE: Send the output of the next SQL text or command only to FILE
+
+        If FILE begins with | then the output goes to that shell command instead (the rest of the line,
+        as in sqlite3).  --bom writes a UTF-8 byte order mark first.  The file is written in the
+        current encoding (see .encoding).
+        """
+        bom = "--bom" in cmd
+        args = [arg for arg in cmd if arg != "--bom"]
+        if args and args[0] in ("-e", "-x"):
+            raise self.Error(f"once {args[0]} (an editor or a spreadsheet) is not supported: give a FILE or |COMMAND")
+        if not args or (len(args) > 1 and not args[0].startswith("|")):
+            raise self.Error("once takes one FILE, or |COMMAND")
+        self._end_once()
+        self.stdout.flush()
+        encoding, errors = self.encoding[0], self.encoding[1] or "surrogateescape"
+        target = " ".join(args)
+        if target.startswith("|"):
+            process = subprocess.Popen(
+                target[1:], shell=True, stdin=subprocess.PIPE, text=True, encoding=encoding, errors=errors
+            )
+            assert process.stdin is not None  # stdin=PIPE
+            stream = process.stdin
+        else:
+            try:
+                stream = open(target, "w", encoding=encoding, errors=errors)  # noqa: SIM115 - closed by _end_once
+            except OSError as error:
+                raise self.Error(f"cannot open {target!r} for .once: {error.strerror}") from None
+            process = None
+        if bom:
+            stream.write("\ufeff")
+        self._once = Once(self.stdout, stream, process)
+        self.stdout = stream
+
+    def command_output(self, cmd: list[str]) -> None:
+        """output FILENAME: Send output to FILENAME (or stdout)
+
+        The file is written in the current encoding (see .encoding).  A |COMMAND is not taken here (use .once
+        |COMMAND for each statement).
+        """
+        if cmd and cmd[0].startswith("|"):
+            # apsw would create a file named "|COMMAND".
+            raise self.Error("output |COMMAND is not supported: use .once |COMMAND before each statement, or a file")
+        super().command_output(cmd)
+
+    def _end_once(self) -> None:
+        """Back to the output from before ``.once``; the file closed, the command waited for."""
+        once, self._once = self._once, None
+        if once is not None:
+            self.stdout = once.previous
+            once.close()
+
+    def command_tables(self, cmd: list[str]) -> None:
+        """tables ?PATTERN ...?: Lists the tables and views matching the LIKE patterns, then the OpenAI tables
+
+        Names are in columns, as sqlite3 lists them; those of attached databases as SCHEMA.NAME.  The
+        OpenAI tables follow under a heading of their own: they exist on this connection only, not in the
+        database file.  Each is also available as openai_NAME, which a PATTERN matches too.
+        """
+        own = sorted({name for pattern in cmd or ["%"] for name in self._own_tables(pattern)})
+        self.write(self.stdout, name_columns(own))
+        ours = self._openai_tables(cmd)
+        if ours:
+            self.write(self.stdout, OPENAI_HEADING)
+            self.write(self.stdout, name_columns(ours))
+
+    def _own_tables(self, pattern: str, kinds: tuple[str, ...] = ("table", "view")) -> list[str]:
+        """The names of the database's objects of ``kinds`` that match the LIKE ``pattern``, as sqlite3
+        lists them (SCHEMA.NAME outside main, none starting with sqlite_ unless asked for indexes)."""
+        names = []
+        for schema in [row[1] for row in self.db.execute("PRAGMA database_list")]:
+            prefix = "" if schema == "main" else schema + "."
+            table = "name" if "table" in kinds else "tbl_name"
+            for (name,) in self.db.execute(
+                f"SELECT name FROM {identifier(schema)}.sqlite_schema WHERE type IN ({', '.join('?' * len(kinds))}) "
+                f"AND {table} LIKE ? AND (type = 'index' OR name NOT LIKE 'sqlite\\_%' ESCAPE '\\')",
+                (*kinds, pattern),
+            ):
+                names.append(prefix + name)
+        return names
+
+    def _openai_tables(self, patterns: Sequence[str]) -> list[str]:
+        """The OpenAI tables that match one of the LIKE ``patterns`` (without patterns, each under one name),
+        leaving out those a table of the user's hides."""
+        names = [*(table.name for table in TABLES), "openai_requests"]
+        aliases = [ALIAS_PREFIX + table.name for table in TABLES]
+        own = {name.rpartition(".")[2].lower() for name in self._own_tables("%")}
+        if not patterns:
+            # A table of the user's with the same name wins in SQL: ours is then reached by its alias.
+            return sorted(name if name.lower() not in own else ALIAS_PREFIX + name for name in names)
+        return sorted(
+            name
+            for name in [*names, *aliases]
+            if name.lower() not in own
+            and any(self.db.execute("SELECT ? LIKE ?", (name, pattern)).get for pattern in patterns)
+        )
+
+    def command_schema(self, cmd: list[str]) -> None:
+        """schema ?PATTERN ...?: Shows the CREATE statements of the tables matching the LIKE patterns
+
+        Without a PATTERN, the database's whole schema.  A PATTERN also matches the OpenAI tables, shown as
+        declared to SQLite, hidden key columns included; they exist on this connection only, so .dump
+        leaves them out.
+        """
+        super().command_schema(cmd)
+        ours = self._openai_tables(cmd) if cmd else []
+        if ours:
+            self.write(self.stdout, OPENAI_HEADING)
+        for name in ours:
+            columns = [
+                f"{self._fmt_sql_identifier(column)} {kind}" + (" HIDDEN" if hidden == 1 else "")
+                for _, column, kind, _, _, _, hidden in self.db.execute("PRAGMA table_xinfo(" + identifier(name) + ")")
+            ]
+            self.write(self.stdout, f"CREATE TABLE {self._fmt_sql_identifier(name)}({', '.join(columns)});\n")
+
+    def command_indexes(self, cmd: list[str]) -> None:
+        """indexes ?TABLE?: Lists the names of the indexes, of the tables matching the LIKE pattern TABLE if given
+
+        The OpenAI tables have none: a constraint on a required key column is what reaches the API.
+        """
+        if len(cmd) > 1:
+            raise self.Error("indexes takes at most one table name pattern")
+        names = sorted(self._own_tables(cmd[0] if cmd else "%", ("index",)))
+        self.write(self.stdout, name_columns(names))
+
+    def command_indices(self, cmd: list[str]) -> None:
+        """indices ?TABLE?: The same as .indexes"""
+        self.command_indexes(cmd)
+
+    def command_version(self, cmd: list[str]) -> None:
+        """version: Displays the versions of openai-vtab, SQLite, APSW and Python"""
+        if cmd:
+            raise self.Error("version takes no arguments")
+        versions = {
+            "openai-vtab": f"{__version__} - {os.path.dirname(os.path.abspath(__file__))}",
+            "SQLite": f"{apsw.sqlite_lib_version()} {apsw.sqlite3_sourceid()}",
+            "APSW": f"{apsw.apsw_version()} - {apsw.__file__}",
+            "Python": f"{sys.version.split()[0]} - {sys.executable}",
+        }
+        width = max(len(name) for name in versions)
+        for name, value in versions.items():
+            self.write(self.stdout, f"{name:>{width}}  {value}\n")
+
+    def command_quit(self, cmd: list[str]) -> None:
+        """quit ?CODE?: Quit this program with optional exit code (the same as .exit)"""
+        self.command_exit(cmd)
+
     # -- running -----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """Plain one-line warnings while the shell runs; stops the demo API afterwards."""
+        """Plain one-line warnings while the shell runs; stops the demo API and ends a ``.once`` afterwards."""
         with warnings.catch_warnings():
             # Each statement that meets an unknown id should say so, not only the first.
             warnings.simplefilter("always", OpenAIVTabWarning)
@@ -513,6 +878,7 @@ OpenAI options:
             try:
                 yield
             finally:
+                self._end_once()  # a .once on the last line: its file is still written out
                 if self.api is not None:
                     self.api.stop()
 
@@ -524,13 +890,22 @@ OpenAI options:
         the session was interactive.
         """
         try:
-            _, inits, sqls = self.process_args(list(args))
+            database, inits, sqls = self.process_args(list(args))
+            if self.demo_server:
+                others = (self.demo, self.loader, self.rows_into, self.options, database, inits, sqls, self.commands)
+                if any(others):
+                    raise self.Error("--demo-server takes no other option than --port, and no database or SQL")
+                return serve(self.port or 0, self.stdout, self.stderr)
+            if self.port is not None:
+                raise self.Error("--port is the port of --demo-server, which serves the demo to other programs")
             self._configure()
             if self.loader:
                 self.write(self.stdout, self.sqlite3_loader(sqls))
                 return 0
             if self.rows_into is not None:
                 return self.sqlite3_rows(self.rows_into, sqls)
+            if self.readonly:
+                self.db  # noqa: B018 - opened now: a file that cannot be opened read-only is one error, as in sqlite3
             for init in inits:
                 self._attempt(self.command_read, [init])
             for command in self.commands:
@@ -547,13 +922,16 @@ OpenAI options:
                         "Try: SELECT status, count(*) FROM fine_tuning_jobs GROUP BY status;\n",
                     )
                 self.cmdloop(
-                    intro=f"openai-vtab {__version__} (SQLite {apsw.sqlite_lib_version()}, APSW "
-                    f"{apsw.apsw_version()})\n"
-                    'Enter ".help" for instructions, ".openai" for the API settings\n'
+                    intro=f'{self.versions()}\nEnter ".help" for instructions, ".openai" for the API settings\n'
                 )
         except Exception as error:
             if not getattr(error, "_handle_exception_saw_this", False):
-                self.write_error(f"Error: {_one_line(error)}\n")
+                self.write_error(f"Error: {one_line(error)}\n")
+            if self.loader or self.rows_into is not None:
+                # sqlite3 .reads what we print and ignores our exit status: a statement that fails there
+                # makes it see the failure too.
+                failed = f"could not load {self.rows_into}" if self.rows_into else "--sqlite3-loader failed"
+                self.write(self.stdout, failure(f"openai-vtab {failed}"))
             return 1
         return 1 if self.failures and not interactive else 0
 
@@ -573,50 +951,15 @@ OpenAI options:
             self.settings = dict(self.options)
         Config.resolve(**self.settings)  # a bad setting is reported now, not at the first query
 
-    # -- the bridge to the stock sqlite3 CLI ---------------------------------------------------------
+    # -- the bridge to the stock sqlite3 CLI (sqlite3_bridge) -----------------------------------------
 
     def sqlite3_loader(self, specs: Sequence[str]) -> str:
-        """SQL for the stock sqlite3 CLI: per ``NAME=QUERY`` (or a table NAME), a typed temp table and an
-        ``.import`` that fills it from this command run on the same database file.
-
-        Without specs, every table that needs no key. Column types are those SQLite declares for the query's
-        columns (NUMERIC where it declares none, so numbers computed in SQL stay numbers).
-        """
-        wanted = [spec.partition("=")[::2] for spec in specs] or [(t.name, "") for t in TABLES if not t.keys]
+        """SQL for the stock sqlite3 CLI that loads ``NAME=QUERY`` results (or tables NAME) into temp tables,
+        each from this command run on the same database file; see ``sqlite3_bridge.loader``."""
         database = self.dbfilename or ":memory:"
         if database != ":memory:" and not database.startswith("file:"):
             database = os.path.abspath(database)
-        program = [sys.executable, "-m", "openai_vtab", *self._api_arguments()]
-        out = [
-            "-- Made by openai-vtab --sqlite3-loader. .read it in the stock sqlite3 CLI: each .read '|...' runs",
-            "-- openai-vtab, which fetches the rows afresh (read it again to refresh) and prints them as INSERTs",
-            "-- inside a savepoint: a table gets all its rows or none, and a failure is an error here too.",
-        ]
-        for name, query in wanted:
-            if not IDENTIFIER.fullmatch(name):
-                raise self.Error(f"--sqlite3-loader: {name!r} is not a plain table name: use NAME=SELECT ...")
-            if not query:
-                table = next((t for t in TABLES if t.name == name), None)
-                if table is not None and table.keys:
-                    raise self.Error(
-                        f"--sqlite3-loader: {name} needs {', '.join(table.keys)}: give a query, for example "
-                        f'{name}="SELECT c.*, c.{table.keys[0]} FROM ... JOIN {name} c ON c.{table.keys[0]} = ..."'
-                    )
-                query = f'SELECT * FROM "{name}"'
-            info = apsw.ext.query_info(self.db, query)
-            if not query.strip() or (info.query_remaining or "").strip():
-                raise self.Error(f"--sqlite3-loader: {name}= needs exactly one SELECT statement, not {query!r}")
-            # A column SQLite declares no type for (a computed one) gets none: its values keep their own types.
-            columns = _unique([(n, t or "") for n, t in info.description])
-            table = _identifier(name)
-            definition = ", ".join(f"{_identifier(column)} {kind}".rstrip() for column, kind in columns)
-            pipe = _dot_argument("|" + shlex.join([*program, "--sqlite3-rows", name, database, query]))
-            out += [
-                f"DROP TABLE IF EXISTS temp.{table};",
-                f"CREATE TEMP TABLE {table}({definition});",
-                f".read {pipe}",
-            ]
-        return "\n".join(out) + "\n"
+        return loader(self.db, database, [sys.executable, "-m", "openai_vtab", *self._api_arguments()], specs)
 
     def sqlite3_rows(self, table: str, sqls: Sequence[str]) -> int:
         """The child side of the loader: the rows of ``sqls`` as INSERTs into ``table``, for sqlite3 to read.
@@ -627,16 +970,17 @@ OpenAI options:
         """
         self.header = False
         self.command_mode(["insert", table])
-        self.write(self.stdout, f"SAVEPOINT {SAVEPOINT};\n")
-        for sql in sqls:
-            self._attempt(self.process_complete_line, sql)
-            if self.failures:
-                failed = f"openai-vtab could not load {table} (the error is above); nothing was loaded"
-                undo = f"ROLLBACK TO {SAVEPOINT};\nRELEASE {SAVEPOINT};\n"
-                self.write(self.stdout, f"{undo}SELECT * FROM {_identifier(failed)};\n")
-                return 1
-        self.write(self.stdout, f"RELEASE {SAVEPOINT};\n")
-        return 0
+        self.write(self.stdout, rows_begin())
+        ok = False
+        try:
+            for sql in sqls:
+                self._attempt(self.process_complete_line, sql)
+                if self.failures:
+                    return 1
+            ok = True
+            return 0
+        finally:  # also when interrupted
+            self.write(self.stdout, rows_end(table, ok))
 
     def _api_arguments(self) -> list[str]:
         cache = [] if self.cache_ttl is None else [f"--cache-ttl={self.cache_ttl:g}"]
@@ -645,22 +989,23 @@ OpenAI options:
         return [*(f"{OPTION_OF[setting]}={value}" for setting, value in self.options.items()), *cache]
 
 
-def _options_first(args: Sequence[str]) -> list[str]:
-    """``args`` with the options (and the values of those that take one) moved before the other arguments."""
-    options: list[str] = []
+def _split_options(args: Sequence[str]) -> tuple[list[list[str]], list[str]]:
+    """The options of ``args`` in order, each with its value if it takes one, and the other arguments."""
+    options: list[list[str]] = []
     others: list[str] = []
     rest = iter(args)
     for arg in rest:
         if not arg.startswith("-") or arg == "-":
             others.append(arg)
             continue
-        options.append(arg)
+        option = [arg]
         name = arg.lstrip("-")
         if "=" not in name and name in VALUE_OPTIONS:
             value = next(rest, None)
             if value is not None:
-                options.append(value)
-    return options + others
+                option.append(value)
+        options.append(option)
+    return options, others
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -677,31 +1022,13 @@ def _seconds(text: str) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+def _sql_literal(value: Any) -> str:
+    """``value`` as an SQL literal, a blob in lower-case hex as sqlite3 writes it."""
+    return f"X'{value.hex()}'" if isinstance(value, bytes) else apsw.format_sql_value(value)
 
 
-def _unique(columns: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Column names made unique as sqlite3's CREATE TABLE AS does: a repeated ``id`` becomes ``id:1``."""
-    seen: set[str] = set()
-    result = []
-    for name, kind in columns:
-        unique, n = name, 0
-        while unique.lower() in seen:
-            n += 1
-            unique = f"{name}:{n}"
-        seen.add(unique.lower())
-        result.append((unique, kind))
-    return result
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _dot_argument(text: str) -> str:
-    """``text`` as one argument of a sqlite3 dot-command: double-quoted, with sqlite3's backslash escapes."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'s' * (n != 1)}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,66 +8,29 @@ what only an interactive user sees: the prompt, the progress line, Ctrl-C, the d
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
 import re
-import select
-import shutil
-import signal
+import shlex
 import sqlite3
-import struct
 import subprocess
 import sys
-import termios
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from shell_helpers import (
+    ANSI,
+    SCRIPT,
+    STOCK_SQLITE3,
+    Terminal,
+    environment,
+    in_a_scratch_directory,  # noqa: F401 - an autouse fixture
+    job_with_checkpoints,
+    run,
+    terminal_environment,
+)
 
 from openai_vtab.demo import populate
 from openai_vtab.testing import FakeOpenAI
-
-SCRIPT = Path(sys.executable).with_name("openai-vtab")
-STOCK_SQLITE3 = shutil.which("sqlite3")
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
-
-
-@pytest.fixture(autouse=True)
-def _in_a_scratch_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files a command creates (a database named by mistake, readline history) land in tmp_path."""
-    monkeypatch.chdir(tmp_path)
-
-
-def environment(api: FakeOpenAI | None, **extra: str) -> dict[str, str]:
-    """This process's environment without OPENAI_* or NO_COLOR; the fake's key and URL when given."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "NO_COLOR"}
-    env["PATH"] = f"{SCRIPT.parent}{os.pathsep}{env.get('PATH', '')}"
-    if api is not None:
-        env.update(OPENAI_API_KEY=api.api_key, OPENAI_BASE_URL=api.base_url)
-    env.update(extra)
-    return env
-
-
-def run(
-    args: Sequence[str], api: FakeOpenAI | None, *, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """The console script with ``args``; stdin is always a pipe (never the terminal pytest runs in)."""
-    return subprocess.run(
-        [str(SCRIPT), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environment(api) if env is None else env,
-        timeout=60,
-    )
-
-
-def job_with_checkpoints(api: FakeOpenAI, count: int, **fields: object) -> str:
-    job = api.add_job(**fields)
-    api.add_checkpoints(job["id"], count)
-    return job["id"]
 
 
 def steps(api: FakeOpenAI, job: str) -> list[int]:
@@ -334,16 +297,26 @@ def test_a_join_answered_from_the_cache_gives_no_hint(api: FakeOpenAI) -> None:
     assert len(api.requests_to("checkpoints")) == len(jobs)
 
 
-@pytest.mark.parametrize(("args", "fetches"), [([], 1), (["--cache-ttl", "0"], 2), (["--cache-ttl=0.5"], 1)])
-def test_cache_ttl_sets_how_long_answers_are_reused(api: FakeOpenAI, args: list[str], fetches: int) -> None:
+@pytest.mark.parametrize(
+    ("args", "fetches", "ttl", "source"),
+    [
+        ([], 1, "300 s", "default"),
+        (["--cache-ttl", "0"], 2, "off", "--cache-ttl"),
+        (["--cache-ttl=0.5"], 1, "0.5 s", "--cache-ttl"),
+    ],
+)
+def test_cache_ttl_sets_how_long_answers_are_reused(
+    api: FakeOpenAI, args: list[str], fetches: int, ttl: str, source: str
+) -> None:
     job = job_with_checkpoints(api, 3)
     query = f"SELECT count(*) FROM job_checkpoints('{job}')"
     result = run([*args, ":memory:", query, query, ".openai"], api)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.startswith("3\n3\n")
     assert len(api.requests_to("checkpoints")) == fetches
-    ttl, source = ("300", "default") if not args else (args[-1].rpartition("=")[2], "--cache-ttl")
     assert re.search(rf"^cache_ttl +{re.escape(ttl)} +\({source}\)$", result.stdout, flags=re.MULTILINE)
+    requests = "1 request" if fetches == 1 else f"{fetches} requests"  # never "1 requests"
+    assert re.search(rf"^fetched +{requests}, ", result.stdout, flags=re.MULTILINE)
 
 
 @pytest.mark.parametrize("value", ["-1", "soon", "inf", "nan"])
@@ -602,65 +575,59 @@ def test_the_loader_refuses_more_than_one_statement(api: FakeOpenAI) -> None:
     assert "x= needs exactly one SELECT statement" in result.stderr
 
 
+LOADER_FAILURES = {
+    "syntax": (["c=SELEC oops"], {}, '--sqlite3-loader: the query for c fails: near "SELEC": syntax error'),
+    "unknown-table": (["nosuch"], {}, "--sqlite3-loader: no OpenAI table is called 'nosuch'"),
+    "unknown-column": (["c=SELECT nope FROM models"], {}, "--sqlite3-loader: the query for c fails: no such column"),
+    "setting": (["models"], {"OPENAI_BASE_URL": "http://example.com/v1"}, "base URL 'http://example.com/v1' is plain"),
+}
+
+
+@pytest.mark.skipif(STOCK_SQLITE3 is None, reason="the sqlite3 CLI is not installed (apt-get install sqlite3)")
+@pytest.mark.parametrize("bail", [True, False], ids=["bail", "no-bail"])
+@pytest.mark.parametrize("case", LOADER_FAILURES)
+def test_stock_sqlite3_sees_a_loader_that_fails(api: FakeOpenAI, tmp_path: Path, case: str, bail: bool) -> None:
+    specs, env, error = LOADER_FAILURES[case]
+    loader = shlex.join(["openai-vtab", "--sqlite3-loader", "x.db", *specs])
+    result = subprocess.run(
+        [STOCK_SQLITE3, ":memory:"],
+        input=(".bail on\n" if bail else "") + f".read \"|{loader}\"\nSELECT 'after';\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment(api, **env),
+        timeout=60,
+    )
+    first, second = result.stderr.splitlines()
+    assert first.startswith(f"Error: {error}")
+    assert second.endswith(
+        "no such table: openai-vtab --sqlite3-loader failed (the error is above); nothing was loaded"
+    )
+    # sqlite3 counts the error: .bail on stops there, and the exit status says so either way.
+    assert (result.returncode, result.stdout) == (1, "" if bail else "after\n")
+    assert api.requests == []
+
+
+@pytest.mark.skipif(STOCK_SQLITE3 is None, reason="the sqlite3 CLI is not installed (apt-get install sqlite3)")
+def test_stock_sqlite3_sees_rows_that_cannot_start(api: FakeOpenAI, tmp_path: Path) -> None:
+    loader = run(["--sqlite3-loader", ":memory:", "models"], api)
+    (tmp_path / "load.sql").write_text(loader.stdout)
+    result = subprocess.run(
+        [STOCK_SQLITE3, ":memory:"],
+        input=".bail on\n.read load.sql\nSELECT 'after';\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment(api, OPENAI_BASE_URL="http://example.com/v1"),  # a setting the rows' command refuses
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines()[-1].endswith(
+        "no such table: openai-vtab could not load models (the error is above); nothing was loaded"
+    )
+
+
 # -- on a terminal ------------------------------------------------------------------------------------
-
-
-class Terminal:
-    """The console script on a pseudo-terminal (its controlling terminal, so Ctrl-C is a real SIGINT)."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: become the program, or die trying
-            try:
-                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-                os.execve(SCRIPT, [str(SCRIPT), *args], env)
-            finally:
-                os._exit(127)
-        self.raw = ""
-
-    def expect(self, text: str, timeout: float = 10.0) -> str:
-        """Read until ``text`` appears; everything read, without colours and carriage returns."""
-        start, deadline = len(self.raw), time.monotonic() + timeout
-        while text not in ANSI.sub("", self.raw[start:]):
-            if time.monotonic() > deadline or not self._read(deadline - time.monotonic()):
-                raise AssertionError(f"{text!r} did not appear; the terminal showed:\n{self.raw[start:]}")
-        return ANSI.sub("", self.raw[start:])
-
-    def send(self, text: str) -> None:
-        os.write(self.fd, text.encode())
-
-    def wait(self, timeout: float) -> int:
-        """The exit status, reading what is left; fails if the program takes longer than ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.pid = 0
-                return os.waitstatus_to_exitcode(status)
-            self._read(0.05)
-        raise AssertionError(f"the shell did not exit within {timeout} s")
-
-    def close(self) -> None:
-        """Kill the program if it still runs."""
-        if self.pid:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        os.close(self.fd)
-
-    def _read(self, timeout: float) -> bool:
-        if not select.select([self.fd], [], [], max(0.0, timeout))[0]:
-            return False
-        try:
-            data = os.read(self.fd, 65536)
-        except OSError:  # EIO: the program has exited
-            return False
-        self.raw += data.decode(errors="replace")
-        return bool(data)
-
-
-def terminal_environment(api: FakeOpenAI | None, home: Path) -> dict[str, str]:
-    # HOME: readline keeps the session's history there.
-    return environment(api, TERM="dumb", HOME=str(home))
 
 
 def test_interactive_session_prompt_settings_progress_and_ctrl_c(api: FakeOpenAI, tmp_path: Path) -> None:

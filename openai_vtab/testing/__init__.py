@@ -146,6 +146,10 @@ class FakeOpenAI(UsageRoutes):
     401 for a project key (missing scopes). ``latency`` seconds are added to every
     answer. ``organization``/``project``, when set, are the only values of those headers accepted (403 else).
     ``tls`` (a server-side SSLContext) serves https instead of http.
+
+    To serve the shell's demo organization, fill it with ``openai_vtab.demo.populate(api)`` after
+    ``start()``; ``openai-vtab --demo-server`` does that and prints the ``OPENAI_BASE_URL`` and
+    ``OPENAI_API_KEY`` to export, for programs that read their settings from the environment.
     """
 
     def __init__(
@@ -182,9 +186,9 @@ class FakeOpenAI(UsageRoutes):
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self) -> FakeOpenAI:
-        """Listen on a free port of 127.0.0.1 in a background thread."""
-        self._server = _Server(("127.0.0.1", 0), _handler(self))
+    def start(self, port: int = 0) -> FakeOpenAI:
+        """Listen on ``port`` of 127.0.0.1 (by default a free one) in a background thread."""
+        self._server = _Server(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
         if self.tls is not None:
             self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
