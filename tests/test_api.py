@@ -69,6 +69,7 @@ def test_close_drops_a_retry_in_progress_instead_of_waiting_for_it(api: FakeOpen
     for job in (quick, slow):
         api.add_checkpoints(job, 1)
     api.fail(503, times=1, match=slow, headers={"retry-after": "20"})  # then a 20 s pause before the retry
+    before = pool_threads()  # other tests' registrations may still be winding down: not this one's to stop
     db, registration = registered(api)
     cursor = db.execute(
         "SELECT fine_tuning_job_id FROM job_checkpoints WHERE fine_tuning_job_id IN (?, ?)", (quick, slow)
@@ -78,7 +79,7 @@ def test_close_drops_a_retry_in_progress_instead_of_waiting_for_it(api: FakeOpen
         if any(slow in request.path for request in api.requests):
             break
         time.sleep(0.1)
-    workers = pool_threads() - {threading.current_thread()}
+    workers = pool_threads() - before - {threading.current_thread()}
     registration.close()
     # One request each, in whichever order they arrived: the slow job's retry was never sent.
     assert sorted(request.path.rsplit("/", 2)[-2] for request in api.requests) == [quick, slow]

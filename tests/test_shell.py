@@ -579,7 +579,7 @@ LOADER_FAILURES = {
     "syntax": (["c=SELEC oops"], {}, '--sqlite3-loader: the query for c fails: near "SELEC": syntax error'),
     "unknown-table": (["nosuch"], {}, "--sqlite3-loader: no OpenAI table is called 'nosuch'"),
     "unknown-column": (["c=SELECT nope FROM models"], {}, "--sqlite3-loader: the query for c fails: no such column"),
-    "setting": (["models"], {"OPENAI_BASE_URL": "http://example.com/v1"}, "base URL 'http://example.com/v1' is plain"),
+    "setting": (["models"], {"OPENAI_BASE_URL": "not-a-url"}, "base URL 'not-a-url' (from OPENAI_BASE_URL) is not"),
 }
 
 
