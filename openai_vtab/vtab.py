@@ -5,41 +5,132 @@ Planning follows rules found by experiment (DESIGN.md has the list):
 * BestIndexObject, not BestIndex: only it sees IN lists, LIMIT/OFFSET and unusable constraints.
 * An ``=`` (with BINARY collation) on a required key gets an argvIndex and ``omit``; an IN list is taken whole
   (``set_aConstraintUsage_in``) so Filter gets every key at once and can fetch them concurrently.
+* An IN set may be empty. apsw before 3.54 then passes None, a fixed apsw an empty set; apsw 3.54.0 and
+  3.54.1 fail the statement before Filter runs (contrib/apsw_empty_in_repro.py), so where a probe finds that
+  behaviour, IN lists are taken one key at a time instead: slower, but right.
 * A plan that lacks a required key is never rejected in BestIndexObject (apsw would keep the exception
-  pending and break joins and ORs that have a valid plan); it is accepted at an enormous cost so SQLite
-  prefers any plan that supplies the key, and Filter raises a clear error if it is still chosen.
+  pending and break joins and ORs that have a valid plan); it is accepted at a cost that loses to every
+  plan that supplies the key (see ``ROWS_MISSING_KEY``), and Filter raises a clear error if it is still chosen.
 * No order is ever claimed: the API promises none, and rows of several keys are concatenated.
 * LIMIT is only a hint for the first page size, and only without ORDER BY: SQLite still applies it.
 * Rowids come from a hash of the keys and the object id, so a MULTI-INDEX OR de-duplicates correctly.
+* The plan travels to Filter as idxStr, written for people: EXPLAIN QUERY PLAN shows it
+  (``key fine_tuning_job_id IN; used: id, step_number``, or ``MISSING fine_tuning_job_id: will fail``).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
-import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
 import apsw
 
 from .client import Pager
-from .errors import InvalidKeyError, MissingRequiredKeyError, NotFoundError, UnknownKeyWarning
+from .errors import InvalidKeyError, MissingRequiredKeyError, NotFoundError, UnknownKeyWarning, warn
 from .fetch import RowStream, Source
 from .registration import Registration
 from .rows import Row, row_maker
 from .tables import Table
 
-__all__ = ["TableModule"]
+__all__ = ["Plan", "Step", "TableModule"]
 
-# Costs only need the right order of magnitude relative to each other and to local tables.
+# Costs count round trips; they only need the right order of magnitude relative to each other and to the
+# costs SQLite gives local tables (about one unit per row).
 COST_PER_KEY = 1_000.0
 COST_SCAN = 100_000.0
-COST_MISSING_KEY = 1e30
-MISSING_KEY = 1
+# A plan without its required key must lose to every plan that supplies it, in every join order SQLite
+# tries. The penalty lives in the row estimate: SQLite charges each loop nested inside a scan for every row
+# the scan yields, so after a keyless scan of 2**62 rows any table costs more than a whole real plan. Its
+# own run cost stays moderate (still far above a keyed plan's): SQLite's star-query heuristic (3.49 and
+# later) raises the full-scan costs of the tables joined around one table to that table's dearest plan, so
+# a run cost of 1e30 made every order that supplies the key dearer than the keyless one that fails.
+COST_MISSING_KEY = 1e9
+ROWS_MISSING_KEY = 2**62
 # Ids are short; anything longer can only be a mistake, and some servers answer 414 for long URLs.
 MAX_KEY_LENGTH = 512
+
+# How a key reaches Filter (the words EXPLAIN QUERY PLAN shows after the key's name).
+KEY_EQ = ""
+KEY_IN = "IN"
+KEY_IN_ONE_BY_ONE = "IN, one key at a time"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One value Filter receives, in argv order: ``kind`` is key, param, limit or offset.
+
+    ``name`` is the key or column; ``how`` says how a key arrives (``KEY_EQ``, ``KEY_IN``: the whole IN set,
+    ``KEY_IN_ONE_BY_ONE``: an IN list SQLite hands over one value per Filter call).
+    """
+
+    kind: str
+    name: str = ""
+    how: str = KEY_EQ
+
+    def __str__(self) -> str:
+        return " ".join(part for part in (self.kind, self.name, self.how) if part)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What BestIndexObject chose, written into idxStr for Filter and for people reading EXPLAIN QUERY PLAN.
+
+    ``steps`` are Filter's arguments in order, ``used`` the visible columns the statement reads, ``missing``
+    the required keys no constraint supplies (Filter then fails). Names are the tables' column identifiers,
+    which hold no ``;`` or ``,``.
+    """
+
+    steps: tuple[Step, ...]
+    used: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        parts = [f"MISSING {', '.join(self.missing)}: will fail"] if self.missing else []
+        parts += [str(step) for step in self.steps]
+        parts.append(f"used: {', '.join(self.used) or '(none)'}")
+        return "; ".join(parts)
+
+    @classmethod
+    def parse(cls, text: str) -> Plan:
+        """The plan ``str(plan)`` wrote."""
+        steps: list[Step] = []
+        used: tuple[str, ...] = ()
+        missing: tuple[str, ...] = ()
+        for part in text.split("; "):
+            if part.startswith("MISSING "):
+                missing = tuple(part[len("MISSING ") : -len(": will fail")].split(", "))
+            elif part.startswith("used: "):
+                names = part[len("used: ") :]
+                used = () if names == "(none)" else tuple(names.split(", "))
+            else:
+                kind, _, rest = part.partition(" ")
+                name, _, how = rest.partition(" ")
+                steps.append(Step(kind, name, how))
+        return cls(tuple(steps), used, missing)
+
+
+@functools.cache
+def whole_in_sets_work() -> bool:
+    """Whether this apsw lets Filter see an empty IN set (None before 3.54, else ``set()``).
+
+    apsw 3.54.0 and 3.54.1 fail such a statement before Filter runs, with ``SQLError('<NULL>')``
+    (contrib/apsw_empty_in_repro.py), and nothing a table does can catch it. Asked once per process, of a
+    throwaway table on a private in-memory connection.
+    """
+    received: list[Any] = []
+    probe = apsw.Connection(":memory:")
+    try:
+        probe.create_module("probe", _ProbeModule(received), use_bestindex_object=True, eponymous_only=True)
+        probe.execute("SELECT v FROM probe WHERE k IN (SELECT 1 WHERE 0)").fetchall()
+    except apsw.SQLError:
+        return False
+    finally:
+        probe.close()
+    return received in ([None], [set()])
 
 
 class TableModule:
@@ -62,11 +153,21 @@ class VirtualTable:
     def __init__(self, table: Table, registration: Registration) -> None:
         self.table = table
         self.registration = registration
-        self.key_index = {name: len(table.columns) + i for i, name in enumerate(table.keys)}
-        names = [c.name for c in table.columns]
-        self.identity_index = tuple(names.index(name) for name in table.identity)
-        self.param_index = {i: c for i, c in enumerate(table.columns) if c.query_param}
+        # SQLite numbers the visible columns first, then the hidden keys.
+        self.names = [c.name for c in table.columns] + list(table.keys)
+        self.column_index = {c.name: i for i, c in enumerate(table.columns)}
+        self.identity_index = tuple(self.column_index[name] for name in table.identity)
+        self.params = {c.name: c.query_param for c in table.columns if c.query_param}
+        self.whole_in = whole_in_sets_work()
+        self._plans: dict[str, Plan] = {}
         self._row_makers: dict[frozenset[int], Callable[[dict[str, Any], tuple[Any, ...]], Row]] = {}
+
+    def plan(self, text: str) -> Plan:
+        """The plan an idxStr describes (parsed once: Filter runs again for every row of an outer loop)."""
+        plan = self._plans.get(text)
+        if plan is None:
+            plan = self._plans[text] = Plan.parse(text)
+        return plan
 
     def row_maker(self, used: frozenset[int]) -> Callable[[dict[str, Any], tuple[Any, ...]], Row]:
         """The row function for the columns a statement reads (the identity is always read: rowids need it)."""
@@ -77,52 +178,57 @@ class VirtualTable:
 
     def BestIndexObject(self, info: apsw.IndexInfo) -> bool:  # noqa: N802
         """Choose which constraints reach Filter; see the module docstring for the rules."""
-        plan: list[list[Any]] = []
-        keys_seen: set[int] = set()
-        params_seen: set[int] = set()
+        steps: list[Step] = []
         limit_ops = (apsw.SQLITE_INDEX_CONSTRAINT_LIMIT, apsw.SQLITE_INDEX_CONSTRAINT_OFFSET)
-        has_in = False
+
         # A key constrained both by a join's = and by an IN list must take the =: given the IN set, every row of
-        # the outer loop would fetch the whole set again. SQLite checks the constraint left unused.
-        for i in sorted(range(info.nConstraint), key=info.get_aConstraintUsage_in):
+        # the outer loop would fetch the whole set again. SQLite checks the constraint left unused. LIMIT and
+        # OFFSET come last, so that the plan reads in the order of the SQL.
+        def order(i: int) -> tuple[bool, bool, int]:
+            op = info.get_aConstraint_op(i)
+            return op in limit_ops, info.get_aConstraintUsage_in(i), op
+
+        for i in sorted(range(info.nConstraint), key=order):
             if not info.get_aConstraint_usable(i):
                 continue
             column, op = info.get_aConstraint_iColumn(i), info.get_aConstraint_op(i)
+            name = self.names[column] if column >= 0 else ""
             # An id's equality is byte equality: under another collation (NOCASE...) the API cannot answer.
-            binary = info.get_aConstraint_collation(i) == "BINARY"
-            if op == apsw.SQLITE_INDEX_CONSTRAINT_EQ and binary and column in self.key_index.values():
-                if column in keys_seen:
+            equal = op == apsw.SQLITE_INDEX_CONSTRAINT_EQ and info.get_aConstraint_collation(i) == "BINARY"
+            if equal and name in self.table.keys:
+                if any(step.name == name for step in steps):
                     continue
-                keys_seen.add(column)
-                whole_in = info.get_aConstraintUsage_in(i)
-                if whole_in:
-                    info.set_aConstraintUsage_in(i, True)
-                    has_in = True
-                plan.append(["key", column - len(self.table.columns), whole_in])
+                how = KEY_EQ
+                if info.get_aConstraintUsage_in(i):
+                    how = KEY_IN if self.whole_in else KEY_IN_ONE_BY_ONE
+                    info.set_aConstraintUsage_in(i, self.whole_in)
+                steps.append(Step("key", name, how))
                 info.set_aConstraintUsage_omit(i, True)
-            elif op == apsw.SQLITE_INDEX_CONSTRAINT_EQ and binary and column in self.param_index:
-                if column in params_seen:
+            elif equal and name in self.params:
+                if any(step.name == name for step in steps):
                     continue
-                params_seen.add(column)
-                plan.append(["param", self.param_index[column].query_param])
+                steps.append(Step("param", name))
             elif op in limit_ops and info.nOrderBy == 0:
-                plan.append(["limit" if op == apsw.SQLITE_INDEX_CONSTRAINT_LIMIT else "offset"])
+                steps.append(Step("limit" if op == apsw.SQLITE_INDEX_CONSTRAINT_LIMIT else "offset"))
             else:
                 continue
-            info.set_aConstraintUsage_argvIndex(i, len(plan))
+            info.set_aConstraintUsage_argvIndex(i, len(steps))
 
-        if len(keys_seen) < len(self.table.keys):
-            info.idxNum = MISSING_KEY
+        keys_given = {step.name for step in steps if step.kind == "key"}
+        missing = tuple(key for key in self.table.keys if key not in keys_given)
+        if missing:
             info.estimatedCost = COST_MISSING_KEY
-            info.estimatedRows = 2**62
+            info.estimatedRows = ROWS_MISSING_KEY
         else:
-            info.idxNum = 0
             # Cost counts round trips: an IN set is fetched concurrently, a couple of rounds for a typical
             # list, so SQLite prefers handing this table the whole set once over looping it key by key.
+            has_in = any(step.how == KEY_IN for step in steps)
+            params = sum(step.kind == "param" for step in steps)
             cost = COST_PER_KEY * (2 if has_in else 1) if self.table.keys else COST_SCAN
-            info.estimatedCost = cost / (1 + len(params_seen))
+            info.estimatedCost = cost / (1 + params)
             info.estimatedRows = 1_000 if not self.table.keys else 200 if has_in else 100
-        info.idxStr = json.dumps({"plan": plan, "used": sorted(info.colUsed)})
+        used = tuple(self.names[i] for i in sorted(info.colUsed) if i < len(self.table.columns))
+        info.idxStr = str(Plan(tuple(steps), used, missing))
         return True
 
     def Open(self) -> Cursor:  # noqa: N802
@@ -150,26 +256,26 @@ class Cursor:
     def Filter(self, indexnum: int, indexname: str, constraintargs: Sequence[Any]) -> None:  # noqa: N802
         """Start a fresh scan for the keys SQLite passes; everything from an earlier scan is dropped."""
         self._reset()
-        if indexnum == MISSING_KEY:
-            raise MissingRequiredKeyError(self._missing_key_message())
-        keys: list[list[Any]] = [[] for _ in self.table.keys]
+        plan = self.vtable.plan(indexname)
+        if plan.missing:
+            raise MissingRequiredKeyError(self._missing_key_message(plan.missing))
+        keys: dict[str, list[str]] = {}
         params: dict[str, str] = {}
         limit = offset = None
-        decoded = json.loads(indexname)
-        self._make_row = self.vtable.row_maker(frozenset(decoded["used"]))
-        for step, value in zip(decoded["plan"], constraintargs, strict=True):
-            kind = step[0]
-            if kind == "key":
-                keys[step[1]] = self._key_values(step[1], value, step[2])
-            elif kind == "param":
+        self._make_row = self.vtable.row_maker(frozenset(self.vtable.column_index[name] for name in plan.used))
+        for step, value in zip(plan.steps, constraintargs, strict=True):
+            if step.kind == "key":
+                keys[step.name] = self._key_values(step.name, value, step.how == KEY_IN)
+            elif step.kind == "param":
                 if value is None:
                     return  # col = NULL is never true
-                params[step[1]] = value if isinstance(value, str) else str(value)
-            elif kind == "limit":
+                params[self.vtable.params[step.name]] = value if isinstance(value, str) else str(value)
+            elif step.kind == "limit":
                 limit = value
             else:
                 offset = value
-        if not any(step[0] == "key" and step[2] for step in decoded["plan"]) and self.table.keys:
+        # A join's inner loop hands keys over one by one: the shell counts those scans to suggest an IN list.
+        if self.table.keys and all(step.how == KEY_EQ for step in plan.steps):
             self.registration.single_key_scans[self.table.name] += 1
         first_page = None
         if isinstance(limit, int) and limit >= 0:
@@ -187,7 +293,7 @@ class Cursor:
                     first_page_size=first_page,
                 ),
             )
-            for key in product(*keys)
+            for key in product(*(keys[name] for name in self.table.keys))
         ]
         self._stream = RowStream(
             sources,
@@ -204,9 +310,11 @@ class Cursor:
         make_row, key = self._make_row, source.key
         return [make_row(item, key) for item in items]
 
-    def _key_values(self, index: int, value: Any, whole_in: bool) -> list[str]:
-        values = sorted(value, key=lambda v: (type(v).__name__, v)) if whole_in else [value]
-        name = self.table.keys[index]
+    def _key_values(self, name: str, value: Any, whole_in: bool) -> list[str]:
+        values = [value]
+        if whole_in:
+            # apsw before 3.54 passes None for an empty IN set (a NULL in the list arrives inside the set).
+            values = [] if value is None else sorted(value, key=lambda v: (type(v).__name__, v))
         usable = []
         for v in values:
             if v is None:
@@ -233,19 +341,18 @@ class Cursor:
 
     def _warn_unknown(self, name: str, value: str | None, why: str) -> None:
         what = name if value is None else f"{name}={_short(value)}"
-        warnings.warn(
-            UnknownKeyWarning(f"{self.table.name}: no rows for unknown {what}: {why}"),
-            stacklevel=2,
-        )
+        warn(UnknownKeyWarning(f"{self.table.name}: no rows for unknown {what}: {why}"))
 
-    def _missing_key_message(self) -> str:
-        keys = self.table.keys
-        name = keys[0] if len(keys) == 1 else " and ".join(keys)
-        example = self.table.key_doc.get(keys[0], "an id")
+    def _missing_key_message(self, missing: tuple[str, ...]) -> str:
+        name = " and ".join(missing)
+        first = missing[0]
+        example = self.table.key_doc.get(first, "an id")
         return (
             f"{self.table.name} needs {name}: the API lists rows only per {name}, and this query gives SQLite "
-            f"no way to pass it (LIKE, ranges, != and OR branches without it cannot). Add "
-            f"WHERE {keys[0]} = '...' ({example}), or {keys[0]} IN (...), or join ON {keys[0]} = other.column, "
+            f"no way to pass it (LIKE, ranges, != and COLLATE NOCASE cannot; nor can an OR, unless each of its "
+            f"branches has {first} = '...' and no COLLATE). Add WHERE {first} = '...' ({example}), or "
+            f"{first} IN (...) (also next to an OR: AND {first} IN (every id it names)), or join ON "
+            f"{first} = other.column, "
             f"or use the table-valued form {self.table.name}('...')"
         )
 
@@ -294,3 +401,37 @@ def _sql_type(value: Any) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else f"{text[:40]}...{text[-10:]} ({len(value)} characters)"
+
+
+class _ProbeModule:
+    """The throwaway table ``whole_in_sets_work`` asks: ``probe(v, k HIDDEN)``, taking any IN list whole."""
+
+    def __init__(self, received: list[Any]) -> None:
+        self.received = received
+
+    def Connect(self, *args: Any) -> tuple[str, _ProbeModule]:  # noqa: N802
+        return "CREATE TABLE probe(v, k HIDDEN)", self
+
+    def BestIndexObject(self, info: apsw.IndexInfo) -> bool:  # noqa: N802
+        info.estimatedCost = 1e9  # so that SQLite takes the plan with the IN list
+        for i in range(info.nConstraint):
+            if info.get_aConstraint_usable(i) and info.get_aConstraintUsage_in(i):
+                info.set_aConstraintUsage_argvIndex(i, 1)
+                info.set_aConstraintUsage_in(i, True)
+                info.estimatedCost = 1
+        return True
+
+    def Open(self) -> _ProbeModule:  # noqa: N802
+        return self
+
+    def Filter(self, indexnum: int, indexname: str, constraintargs: Sequence[Any]) -> None:  # noqa: N802
+        self.received.extend(constraintargs)
+
+    def Eof(self) -> bool:  # noqa: N802
+        return True
+
+    def Close(self) -> None:  # noqa: N802
+        pass
+
+    def Disconnect(self) -> None:  # noqa: N802
+        pass
