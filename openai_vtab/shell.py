@@ -43,6 +43,7 @@ import apsw
 import apsw.shell
 
 from . import ALIAS_PREFIX, TABLES, __version__, register
+from .archiving import EXIT_INTERRUPTED, run_archive
 from .cache import DEFAULT_CACHE_TTL
 from .config import Config
 from .demo import populate
@@ -66,7 +67,18 @@ API_OPTIONS = {
 }
 OPTION_OF = {setting: f"--{option}" for option, setting in API_OPTIONS.items()}
 # Options followed by a value (apsw's and ours), so that they can be told from SQL arguments.
-VALUE_OPTIONS = {"init", "separator", "nullvalue", "encoding", "cmd", "cache-ttl", "sqlite3-rows", "port", *API_OPTIONS}
+VALUE_OPTIONS = {
+    "init",
+    "separator",
+    "nullvalue",
+    "encoding",
+    "cmd",
+    "cache-ttl",
+    "sqlite3-rows",
+    "port",
+    "archive",
+    *API_OPTIONS,
+}
 # An option whose name holds one of these may carry a secret: refused, and its value never echoed.
 SECRET_WORDS = ("key", "token", "secret")
 # Flags (apsw removed the dashes) that set an attribute of the shell to True.
@@ -217,6 +229,7 @@ class OpenAIShell(apsw.shell.Shell):
         self.demo = False
         self.demo_server = False
         self.port: int | None = None  # --port of --demo-server; 0 or None: any free port
+        self.archive_path: str | None = None  # --archive FILE
         self.loader = False
         self.readonly = False  # -readonly: the database of the command line is opened read-only
         self.rows_into: str | None = None  # --sqlite3-rows TABLE: print the rows as INSERTs for sqlite3
@@ -294,6 +307,8 @@ OpenAI options:
    --demo-server        serve that organization to other programs until Ctrl-C, and
                         print the OPENAI_BASE_URL and OPENAI_API_KEY to export
    --port PORT          the port of --demo-server (default: any free port)
+   --archive FILE       copy the fine-tuning history into the SQLite file FILE (again:
+                        only what changed), print a summary, and exit
    --base-url URL       API base URL (else OPENAI_BASE_URL, else https://api.openai.com/v1)
    --organization ORG   OpenAI-Organization header (else OPENAI_ORG_ID)
    --project PROJECT    OpenAI-Project header (else OPENAI_PROJECT_ID)
@@ -361,7 +376,7 @@ As in sqlite3:
         if name == "tabs" and not has_value:  # a mode of apsw's .mode, but not one of its options
             self.command_mode(["tabs"])
             return args[1:]
-        if name not in API_OPTIONS and name not in ("cmd", "cache-ttl", "sqlite3-rows", "port"):
+        if name not in API_OPTIONS and name not in ("cmd", "cache-ttl", "sqlite3-rows", "port", "archive"):
             if has_value:  # apsw would echo the value, which may be a secret
                 raise self.Error(f"Unrecognized argument '{name}=...'")
             return None
@@ -380,6 +395,8 @@ As in sqlite3:
             self.cache_ttl = _seconds(value)
             if self.cache_ttl is None:
                 raise self.Error(f"--cache-ttl takes a number of seconds (0 turns the cache off), not {value!r}")
+        elif name == "archive":
+            self.archive_path = value
         elif name == "port":
             if not value.isdigit() or int(value) > 65535:
                 raise self.Error(f"--port takes a port number (0 to 65535; 0: any free port), not {value!r}")
@@ -899,6 +916,10 @@ As in sqlite3:
             if self.port is not None:
                 raise self.Error("--port is the port of --demo-server, which serves the demo to other programs")
             self._configure()
+            if self.archive_path is not None:
+                if any((self.loader, self.rows_into, database, inits, sqls, self.commands)):
+                    raise self.Error("--archive FILE takes API options (--demo, --timeout, ...), no database or SQL")
+                return self._archive(self.archive_path)
             if self.loader:
                 self.write(self.stdout, self.sqlite3_loader(sqls))
                 return 0
@@ -934,6 +955,14 @@ As in sqlite3:
                 self.write(self.stdout, failure(f"openai-vtab {failed}"))
             return 1
         return 1 if self.failures and not interactive else 0
+
+    def _archive(self, path: str) -> int:
+        """``--archive FILE``: copy the fine-tuning history into FILE (see ``archiving.run_archive``)."""
+        options = {} if self.cache_ttl is None else {"cache_ttl": self.cache_ttl}
+        status = run_archive(path, {**self.settings, **options}, stderr=self.stderr, progress_stream=self.stderr)
+        # After Ctrl-C a request may still be on the wire: main() must not wait for it before exiting.
+        self.interrupted = status == EXIT_INTERRUPTED
+        return status
 
     def _configure(self) -> None:
         if self.demo:
