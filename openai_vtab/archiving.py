@@ -25,7 +25,7 @@ import apsw
 
 from .archive_fetch import JobRows, Live, Row
 from .archive_store import Store, columns_of, signature
-from .errors import OpenAIVTabError, UnknownKeyWarning
+from .errors import OpenAIVTabError, UnknownKeyWarning, one_line
 from .registration import Registration
 from .tables import TABLES, Table
 
@@ -194,7 +194,7 @@ class _Run:
             raise
         except Exception as error:
             self.report.status = "failed"
-            self.report.failures.append(Failure(getattr(error, "table", None) or "archive", _one_line(error)))
+            self.report.failures.append(Failure(getattr(error, "table", None) or "archive", one_line(error)))
             raise
         finally:
             self._finish()
@@ -252,7 +252,7 @@ class _Run:
         try:
             rows = read(name)
         except OpenAIVTabError as error:
-            self.report.failures.append(Failure(name, _one_line(error)))
+            self.report.failures.append(Failure(name, one_line(error)))
             return
         self.store.write_rows(name, rows)
 
@@ -284,7 +284,7 @@ class _Run:
         try:
             rows = self.live.per_job([job_id], self._known_events([job_id]))
         except (OpenAIVTabError, UnknownKeyWarning) as error:
-            self.report.failures.append(Failure(job_id, _one_line(error)))
+            self.report.failures.append(Failure(job_id, one_line(error)))
             self.report.pending -= 1
             return False
         self._write(job, rows)
@@ -296,7 +296,7 @@ class _Run:
     def _write(self, job: Row, rows: JobRows) -> None:
         job_id = job[self.job_columns["id"]]
         if job_id in rows.gone:
-            self.report.notes.append(Failure(job_id, f"{_one_line(rows.gone[job_id])}; archived without it"))
+            self.report.notes.append(Failure(job_id, f"{one_line(rows.gone[job_id])}; archived without it"))
         self.store.write_job(job, rows[job_id], " ".join(sorted(self.complete_with)), self.id)
         self.report.fetched += 1
         self.report.pending -= 1
@@ -306,11 +306,6 @@ class _Run:
 def _json_list(text: str) -> list[Any]:
     value = json.loads(text)
     return value if isinstance(value, list) else []
-
-
-def _one_line(what: BaseException | str) -> str:
-    """An error's message on one line (the shell prints one line per error)."""
-    return " ".join(str(what).split()) or type(what).__name__
 
 
 class ProgressLine:
@@ -372,7 +367,7 @@ def run_archive(
     except (OpenAIVTabError, apsw.Error) as error:
         if line is not None:
             line.clear()
-        message = _one_line(error)
+        message = one_line(error)
         if isinstance(error, apsw.Error):  # writing the file failed (locked too long, disk full...)
             message = f"cannot write {report.path}: {message}; the jobs written before are complete: run again"
         stderr.write(f"Error: {message}\n")

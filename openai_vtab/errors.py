@@ -40,6 +40,8 @@ import os
 import sys
 import warnings
 
+import apsw
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -64,6 +66,7 @@ __all__ = [
     "TableNameClashWarning",
     "UnknownKeyWarning",
     "UnprocessableEntityError",
+    "one_line",
     "status_error_class",
     "warn",
 ]
@@ -222,3 +225,13 @@ def warn(warning: Warning) -> None:
         frame = frame.f_back
         level += 1
     warnings.warn(warning, stacklevel=level)
+
+
+def one_line(error: BaseException | str) -> str:
+    """An error's message on one line (the shell prints one line per error), without the class name apsw before
+    3.47 puts in front of its own (``BusyError: database is locked``)."""
+    text = " ".join(str(error).split())
+    prefix = f"{type(error).__name__}: "
+    if isinstance(error, apsw.Error) and text.startswith(prefix):
+        text = text[len(prefix) :]
+    return text or type(error).__name__

@@ -48,10 +48,10 @@ from .cache import DEFAULT_CACHE_TTL
 from .config import Config
 from .demo import populate
 from .demo_server import serve
-from .errors import OpenAIVTabWarning
+from .errors import OpenAIVTabWarning, one_line
 from .log import RequestLog
 from .registration import Registration
-from .shell_format import box, csv_field, markdown, name_columns, one_line, sanitize
+from .shell_format import box, csv_field, markdown, name_columns, sanitize
 from .sqlite3_bridge import IDENTIFIER, failure, identifier, loader, rows_begin, rows_end
 from .testing import FakeOpenAI
 

@@ -14,9 +14,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import apsw
-
-__all__ = ["box", "csv_field", "display_width", "markdown", "name_columns", "one_line", "sanitize", "wrap"]
+__all__ = ["box", "csv_field", "display_width", "markdown", "name_columns", "sanitize", "wrap"]
 
 # The pieces a line is wrapped between: runs of spaces, and runs of other characters each ending after a comma.
 PIECES = re.compile(r" +|[^ ,]*,|[^ ,]+")
@@ -200,12 +198,3 @@ def name_columns(names: Sequence[str], width: int = 80) -> str:
         cells = [name + " " * (longest - display_width(name)) for name in names[r::rows]]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines) + "\n"
-
-
-def one_line(error: BaseException) -> str:
-    """An exception's message on one line, without the class name apsw before 3.47 puts in front of its own."""
-    text = " ".join(str(error).split())
-    prefix = f"{type(error).__name__}: "
-    if isinstance(error, apsw.Error) and text.startswith(prefix):
-        text = text[len(prefix) :]
-    return text or type(error).__name__

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import apsw
 import apsw.ext
 
-from .shell_format import one_line
+from .errors import one_line
 from .tables import TABLES
 
 __all__ = ["IDENTIFIER", "LoaderError", "failure", "identifier", "loader", "rows_begin", "rows_end"]

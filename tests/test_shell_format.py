@@ -9,7 +9,8 @@ import apsw
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openai_vtab.shell_format import box, display_width, markdown, name_columns, one_line, wrap
+from openai_vtab.errors import one_line
+from openai_vtab.shell_format import box, display_width, markdown, name_columns, wrap
 
 IDS = ["ftckpt_jzorvMsSwoBLh7J1Vy0cO119", "ft:gpt-4o-mini-2024-07-18:acme-demo:tone:W4Z4CnNe:ckpt-step-3000"]
 WORDS = st.text(alphabet="ab-_:.,é日", min_size=1, max_size=12)
