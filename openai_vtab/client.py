@@ -450,12 +450,12 @@ class Pager:
         self.client = client
         self.table = table
         self.path = encode_path(table.path, values)
-        self.params = dict(params)
+        self.params = {**table.params, **params}
+        self.page_size = table.limit(self.params.get(table.options[0].name) if table.options else None)
         self.done = False
         self.pages = 0
-        self._next = {**table.paging.first(first_page_size or table.page_size), **self.params}
+        self._next = {**table.paging.first(first_page_size or self.page_size), **self.params}
         self._seen: set[str] = set()
-        self._required = [(column.name, ".".join(column.path)) for column in table.identity_columns]
 
     def next_page(self) -> list[dict[str, Any]]:
         """Fetch the next page's items; sets ``done`` after the last one."""
@@ -473,7 +473,7 @@ class Pager:
             self.done = True
             return self._followed(body)
         items: list[dict[str, Any]] = items_at(body, table.items) or []
-        following = table.paging.next(body, items, table.page_size)
+        following = table.paging.next(body, items, self.page_size)
         if following is None:
             self.done = True
             return items
@@ -521,10 +521,10 @@ class Pager:
         for index, item in enumerate(data):
             if not isinstance(item, dict):
                 self._invalid(f"has an item that is not an object at [{index}]")
-            for name, source in self._required:
-                if pick(item, source) is None:
-                    self._invalid(f"has an item without its {name} ({source}) at [{index}]")
-        if self.table.paging.paged and body.get("has_more") is True and not data:
+        # A page whose items hold the rows (usage buckets) may have no rows, but never no items.
+        outer = self.table.items.split("[].", 1)[0]
+        page = data if outer == self.table.items else items_at(body, outer.removesuffix("[]") + "[]")
+        if self.table.paging.paged and body.get("has_more") is True and not page:
             raise PaginationError(
                 f"{self.table.name}: GET {self.path} said has_more=true but sent no data (page {self.pages + 1}); "
                 "the result would be incomplete, so the query stops: try again later",

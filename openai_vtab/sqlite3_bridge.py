@@ -35,10 +35,11 @@ def loader(db: apsw.Connection, database: str, program: Sequence[str], specs: Se
     from ``program --sqlite3-rows NAME database QUERY``.
 
     ``db`` is the connection the queries are checked on (it has the OpenAI tables and the user's). Without
-    specs, every table that needs no key. Column types are those SQLite declares for the query's columns
-    (none where it declares none, so values computed in SQL keep their own types).
+    specs, every table that needs no key and no time range. Column types are those SQLite declares for the
+    query's columns (none where it declares none, so values computed in SQL keep their own types).
     """
-    wanted = [spec.partition("=")[::2] for spec in specs] or [(t.name, "") for t in TABLES if not t.keys]
+    whole = [(t.name, "") for t in TABLES if not t.keys and not t.required_bounds]
+    wanted = [spec.partition("=")[::2] for spec in specs] or whole
     out = [
         "-- Made by openai-vtab --sqlite3-loader. .read it in the stock sqlite3 CLI: each .read '|...' runs",
         "-- openai-vtab, which fetches the rows afresh (read it again to refresh) and prints them as INSERTs",
@@ -78,6 +79,12 @@ def _whole_table(name: str) -> str:
         raise LoaderError(
             f"--sqlite3-loader: {name} needs {', '.join(table.keys)}: give a query, for example "
             f'{name}="SELECT c.*, c.{key} FROM ... JOIN {name} c ON c.{key} = ..."'
+        )
+    if table.required_bounds:
+        column, bound = table.required_bounds[0]
+        raise LoaderError(
+            f"--sqlite3-loader: {name} needs a lower bound on {column}: give a query, for example "
+            f'{name}="SELECT * FROM {name} WHERE {bound.example}"'
         )
     return f"SELECT * FROM {identifier(name)}"
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import product
@@ -52,6 +53,17 @@ COST_MISSING_KEY = 1e9
 ROWS_MISSING_KEY = 2**62
 # Ids are short; anything longer can only be a mistake, and some servers answer 414 for long URLs.
 MAX_KEY_LENGTH = 512
+
+# SQLite's comparison operators that a column's bounds may take (tables/declare.py: Bound).
+OPERATORS = {
+    apsw.SQLITE_INDEX_CONSTRAINT_EQ: "=",
+    apsw.SQLITE_INDEX_CONSTRAINT_GT: ">",
+    apsw.SQLITE_INDEX_CONSTRAINT_GE: ">=",
+    apsw.SQLITE_INDEX_CONSTRAINT_LT: "<",
+    apsw.SQLITE_INDEX_CONSTRAINT_LE: "<=",
+}
+# How a plan names a required bound no constraint gives (after MISSING, next to key names).
+BOUND_MISSING = "lower bound on "
 
 # How a key reaches Filter (the words EXPLAIN QUERY PLAN shows after the key's name).
 KEY_EQ = ""
@@ -153,9 +165,12 @@ class VirtualTable:
     def __init__(self, table: Table, registration: Registration) -> None:
         self.table = table
         self.registration = registration
-        # SQLite numbers the visible columns first, then the hidden keys.
-        self.names = [c.name for c in table.columns] + list(table.keys)
+        # SQLite numbers the visible columns first, then the hidden ones (keys, then options).
+        self.names = [c.name for c in table.columns] + list(table.hidden)
         self.column_index = {c.name: i for i, c in enumerate(table.columns)}
+        self.options = {option.name: option for option in table.options}
+        # (column, SQL operator) -> the bound it is sent as.
+        self.bounds = {(c.name, op): bound for c in table.columns for bound in c.bounds for op in bound.ops}
         self.identity_index = tuple(self.column_index[name] for name in table.identity)
         self.params = {c.name: c.query_param for c in table.columns if c.query_param}
         self.whole_in = whole_in_sets_work()
@@ -195,7 +210,7 @@ class VirtualTable:
             name = self.names[column] if column >= 0 else ""
             # An id's equality is byte equality: under another collation (NOCASE...) the API cannot answer.
             equal = op == apsw.SQLITE_INDEX_CONSTRAINT_EQ and info.get_aConstraint_collation(i) == "BINARY"
-            if equal and name in self.table.keys:
+            if equal and name in self.names[len(self.table.columns) :]:
                 if any(step.name == name for step in steps):
                     continue
                 how = KEY_EQ
@@ -208,6 +223,9 @@ class VirtualTable:
                 if any(step.name == name for step in steps):
                     continue
                 steps.append(Step("param", name))
+            elif (name, OPERATORS.get(op)) in self.bounds:
+                # Never omitted: the API's answer is a superset that SQLite narrows to what the query keeps.
+                steps.append(Step("bound", name, OPERATORS[op]))
             elif op in limit_ops and info.nOrderBy == 0:
                 steps.append(Step("limit" if op == apsw.SQLITE_INDEX_CONSTRAINT_LIMIT else "offset"))
             else:
@@ -215,7 +233,10 @@ class VirtualTable:
             info.set_aConstraintUsage_argvIndex(i, len(steps))
 
         keys_given = {step.name for step in steps if step.kind == "key"}
-        missing = tuple(key for key in self.table.keys if key not in keys_given)
+        bounded = {self.bounds[step.name, step.how].param for step in steps if step.kind == "bound"}
+        missing = tuple(key for key in self.table.keys if key not in keys_given) + tuple(
+            f"{BOUND_MISSING}{column}" for column, bound in self.table.required_bounds if bound.param not in bounded
+        )
         if missing:
             info.estimatedCost = COST_MISSING_KEY
             info.estimatedRows = ROWS_MISSING_KEY
@@ -225,7 +246,7 @@ class VirtualTable:
             has_in = any(step.how == KEY_IN for step in steps)
             params = sum(step.kind == "param" for step in steps)
             cost = COST_PER_KEY * (2 if has_in else 1) if self.table.keys else COST_SCAN
-            info.estimatedCost = cost / (1 + params)
+            info.estimatedCost = cost / (1 + params + len(bounded))
             info.estimatedRows = 1_000 if not self.table.keys else 200 if has_in else 100
         used = tuple(self.names[i] for i in sorted(info.colUsed) if i < len(self.table.columns))
         info.idxStr = str(Plan(tuple(steps), used, missing))
@@ -259,8 +280,9 @@ class Cursor:
         plan = self.vtable.plan(indexname)
         if plan.missing:
             raise MissingRequiredKeyError(self._missing_key_message(plan.missing))
-        keys: dict[str, list[str]] = {}
-        params: dict[str, str] = {}
+        keys: dict[str, list[str]] = {name: [option.default] for name, option in self.vtable.options.items()}
+        params: dict[str, Any] = {}
+        bounds: dict[str, list[int]] = {}
         limit = offset = None
         self._make_row = self.vtable.row_maker(frozenset(self.vtable.column_index[name] for name in plan.used))
         for step, value in zip(plan.steps, constraintargs, strict=True):
@@ -270,17 +292,34 @@ class Cursor:
                 if value is None:
                     return  # col = NULL is never true
                 params[self.vtable.params[step.name]] = value if isinstance(value, str) else str(value)
+            elif step.kind == "bound":
+                if value is None:
+                    return  # a comparison with NULL is never true
+                bounds.setdefault(self.vtable.bounds[step.name, step.how].param, []).append(
+                    self._bound_value(step, value)
+                )
             elif step.kind == "limit":
                 limit = value
             else:
                 offset = value
+        for param, values in bounds.items():
+            bound = next(b for b in self.vtable.bounds.values() if b.param == param)
+            # All the comparisons hold for every row kept: the tightest is still a superset of the answer.
+            params[param] = max(values) if bound.lower else min(values)
+        for name, option in self.vtable.options.items():
+            wrong = [v for v in keys[name] if v not in option.choices]
+            if wrong:
+                raise InvalidKeyError(
+                    f"{self.table.name}: {name} must be one of {', '.join(map(repr, option.choices))}, not "
+                    f"{_short(wrong[0])}; without a value it is {option.default!r}"
+                )
         # A join's inner loop hands keys over one by one: the shell counts those scans to suggest an IN list.
         if self.table.keys and all(step.how == KEY_EQ for step in plan.steps):
             self.registration.single_key_scans[self.table.name] += 1
         first_page = None
         if isinstance(limit, int) and limit >= 0:
             wanted = limit + (offset if isinstance(offset, int) and offset > 0 else 0)
-            if wanted < self.table.page_size:
+            if isinstance(self.table.page_size, int) and wanted < self.table.page_size:
                 first_page = max(1, wanted)
         sources = [
             Source(
@@ -288,12 +327,12 @@ class Cursor:
                 Pager(
                     self.registration.client,
                     self.table,
-                    dict(zip(self.table.keys, key, strict=True)),
-                    params,
+                    dict(zip(self.table.keys, key, strict=False)),  # the keys, then the options' values
+                    {**params, **dict(zip(self.vtable.options, key[len(self.table.keys) :], strict=True))},
                     first_page_size=first_page,
                 ),
             )
-            for key in product(*(keys[name] for name in self.table.keys))
+            for key in product(*(keys[name] for name in self.table.hidden))
         ]
         self._stream = RowStream(
             sources,
@@ -339,11 +378,34 @@ class Cursor:
         names = ", ".join(f"{k}={v!r}" for k, v in zip(self.table.keys, source.key, strict=True))
         self._warn_unknown(names, None, "the API answered HTTP 404; check the id")
 
+    def _bound_value(self, step: Step, value: Any) -> int:
+        """A time comparison's value as the whole unix seconds the API takes, rounded outwards (a superset)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidKeyError(
+                f"{self.table.name}: {step.name} {step.how} {_short(value)}: {step.name} is unix seconds and the "
+                f"API takes only numbers: compare with unixepoch('2026-01-01') or unixepoch('now', '-7 days')"
+            )
+        lower = self.vtable.bounds[step.name, step.how].lower
+        return math.floor(value) if lower else math.ceil(value)
+
     def _warn_unknown(self, name: str, value: str | None, why: str) -> None:
         what = name if value is None else f"{name}={_short(value)}"
         warn(UnknownKeyWarning(f"{self.table.name}: no rows for unknown {what}: {why}"))
 
     def _missing_key_message(self, missing: tuple[str, ...]) -> str:
+        keys = tuple(name for name in missing if not name.startswith(BOUND_MISSING))
+        if not keys:
+            column = missing[0].removeprefix(BOUND_MISSING)
+            bound = next(b for c, b in self.table.required_bounds if c == column)
+            return (
+                f"{self.table.name} needs a lower bound on {column}: the API answers only from a {column} on, and "
+                f"this query gives SQLite none it can pass ({column} >= X, > X or = X can; an upper bound alone, "
+                f"!= or an OR cannot). Add WHERE {bound.example}, or a unix time of your own: "
+                f"{column} >= unixepoch('2026-01-01')"
+            )
+        return self._missing_keys_message(keys)
+
+    def _missing_keys_message(self, missing: tuple[str, ...]) -> str:
         name = " and ".join(missing)
         first = missing[0]
         example = self.table.key_doc.get(first, "an id")

@@ -25,7 +25,10 @@ from openai_vtab.tables import Table
 from openai_vtab.testing import FakeOpenAI, RecordedRequest
 
 ADMIN_KEY = "sk-admin-test-3333333333333333"
-ORGANIZATION_TABLES = [t for t in openai_vtab.TABLES if t.path.startswith("/organization/")]
+# The organization's lists (costs and usage, under /organization/ too, are test_usage_tables.py's).
+ORGANIZATION_TABLES = [
+    t for t in openai_vtab.TABLES if t.path.startswith("/organization/") and t not in openai_vtab.tables.USAGE_TABLES
+]
 PROJECT_TABLES = [t for t in ORGANIZATION_TABLES if t.keys == ("project_id",)]
 
 

@@ -38,6 +38,7 @@ import requests
 from shared_spec import SPEC_PATH, require_spec
 
 from openai_vtab.testing import FakeOpenAI
+from openai_vtab.testing.usage import COUNTS
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -762,3 +763,34 @@ def test_file_content_is_served_as_the_declared_download(api: FakeOpenAI, spec: 
     assert base64.b64decode(texts["base64"]).decode() == texts["plain"]
     assert json.loads(texts["json"]) == texts["plain"]
     assert _get(api, "/files/file-missing/content").status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["costs", *sorted(COUNTS)])
+def test_costs_and_usage_pages_conform_to_spec(api: FakeOpenAI, spec: Spec, kind: str) -> None:
+    """GET /organization/costs and /organization/usage/{kind}: buckets of results, grouped or not, across pages,
+    and the 400 for a request without the required start_time, all as the spec declares them."""
+    template = "/organization/costs" if kind == "costs" else f"/organization/usage/{kind}"
+    start = 1_767_225_600
+    api.clock = lambda: start + 10 * 86_400
+    for day in range(10):
+        if kind == "costs":
+            api.add_cost(start + day * 86_400 + 60, 1.5, project_id="proj_a", line_item="x", quantity=3.0)
+        else:
+            api.add_usage(kind, start + day * 86_400 + 60, project_id="proj_a", model="m", api_key_id="key_a")
+    validator = spec.validator(spec.response_pointer(template))
+    groups = spec.deref(spec.parameters(template)["group_by"]["schema"])["items"]["enum"]
+    first = _get(api, template, {"start_time": start, "limit": 4, "group_by[]": groups[0]})
+    assert first.status_code == 200 and first.body["has_more"] and first.body["next_page"].endswith("=")
+    token = first.body["next_page"]
+    assert _get(api, template, {"start_time": start, "limit": 4, "page": token}).status_code == 400  # %3D sent
+    raw = requests.get(  # the token exactly as received, as the API wants it
+        f"{api.base_url}{template}?start_time={start}&limit=4&page={token}",
+        headers={"Authorization": f"Bearer {api.api_key}"},
+        timeout=TIMEOUT,
+    )
+    second = Answer(raw.status_code, raw.json(), raw.text)
+    assert second.status_code == 200
+    assert _errors(validator, first.body) + _errors(validator, second.body) == []
+    assert [len(b["results"]) for b in first.body["data"]] == [1, 1, 1, 1]
+    missing = _get(api, template, {"limit": 4})
+    assert missing.status_code == 400 and missing.body["error"]["param"] == "start_time"

@@ -37,6 +37,7 @@ Nothing here talks to any host but 127.0.0.1.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.client
 import inspect
@@ -67,7 +68,7 @@ from shared_spec import SPEC_PATH, require_spec
 import openai_vtab
 from openai_vtab import TABLES, Registration, Table, TableModule
 from openai_vtab.client import Pager
-from openai_vtab.paging import CSV
+from openai_vtab.paging import AFTER_CURSOR, CSV
 from openai_vtab.tables import Column
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +78,8 @@ LOG_TIMEOUT = 5.0
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
 # Ids that must stay one path segment: the client percent-encodes everything, and Steady must match the route.
 AWKWARD_ID = "ft:gpt-4o-mini:org::x/../../models?limit=abc#frag"
+# A unix time for the time ranges costs and usage require (2023-11-14).
+SOME_TIME = 1_700_000_000
 
 require_spec()
 
@@ -247,7 +250,11 @@ def steady(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Steady]:
     directory = tmp_path_factory.mktemp("steady")
     log_path, err_path = directory / "steady.log", directory / "steady.err"
     port = _free_port()
-    argv = [*command, "--host", "127.0.0.1", "-p", str(port), "--log-format", "json", str(SPEC_PATH)]
+    # As the official SDKs run it: query arrays as group_by[]=a&group_by[]=b, objects as effective_at[gte]=X.
+    formats = [
+        f"--validator-{where}-{kind}-format=brackets" for where in ("query", "form") for kind in ("array", "object")
+    ]
+    argv = [*command, "--host", "127.0.0.1", "-p", str(port), "--log-format", "json", *formats, str(SPEC_PATH)]
     with open(log_path, "wb") as out, open(err_path, "wb") as err:
         # Its own session, so that teardown can stop the node wrapper and the binary it spawns, and nothing else.
         process = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -330,7 +337,7 @@ class RecordingProxy:
     """A reverse proxy on 127.0.0.1 that forwards to Steady and records each exchange."""
 
     upstream_port: int
-    force_has_more: bool = False
+    force_has_more: int = 0  # how many of the next 200 answers are made to say has_more=true
     exchanges: list[Exchange] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -373,7 +380,8 @@ class RecordingProxy:
         finally:
             connection.close()
         exchange = Exchange(method, target, status, {k.lower(): v for k, v in answer})
-        if self.force_has_more and status == 200:
+        if self.force_has_more > 0 and status == 200:
+            self.force_has_more -= 1
             answer, body = _with_has_more(answer, body)
         with self.lock:
             self.exchanges.append(exchange)
@@ -386,6 +394,8 @@ def _with_has_more(headers: list[tuple[str, str]], body: bytes) -> tuple[list[tu
     page = json.loads(gzip.decompress(body) if encoding == "gzip" else body)
     if isinstance(page, dict) and "has_more" in page:
         page["has_more"] = True
+        if "next_page" in page:  # a fresh token each page, with the '=' padding real tokens have
+            page["next_page"] = "page_" + base64.b64encode(os.urandom(4)).decode()
     return [(k, v) for k, v in headers if k.lower() != "content-encoding"], json.dumps(page).encode()
 
 
@@ -484,9 +494,11 @@ def _queries(table: Table, spec: Spec) -> list[str]:
     columns = ", ".join(_ident(c.name) for c in table.columns)
     template = spec.template(table.path)
     keys = {key: f"{key}-1" for key in table.keys}
+    # Every query gives the time range a table requires (costs, usage: start_time >= X).
+    required = [f"{_ident(column)} >= {SOME_TIME}" for column, _ in table.required_bounds]
 
     def where(values: dict[str, str], *extra: str) -> str:
-        terms = [f"{_ident(k)} = {_literal(v)}" for k, v in values.items()] + list(extra)
+        terms = [f"{_ident(k)} = {_literal(v)}" for k, v in values.items()] + required + list(extra)
         return f" WHERE {' AND '.join(terms)}" if terms else ""
 
     queries = [f"SELECT {columns} FROM {name}{where(keys)} LIMIT 3"]
@@ -503,6 +515,14 @@ def _queries(table: Table, spec: Spec) -> list[str]:
         if column.query_param:
             value = _literal(_param_value(spec, template, column))
             queries.append(f"SELECT {columns} FROM {name}{where(keys, f'{_ident(column.name)} = {value}')} LIMIT 3")
+        for bound in column.bounds:
+            for op in bound.ops:
+                term = f"{_ident(column.name)} {op} {SOME_TIME + 86_400}"
+                queries.append(f"SELECT {columns} FROM {name}{where(keys, term)} LIMIT 3")
+    for option in table.options:
+        for choice in option.choices:
+            term = f"{_ident(option.name)} = {_literal(choice)}"
+            queries.append(f"SELECT {columns} FROM {name}{where(keys, term)} LIMIT 3")
     return queries
 
 
@@ -558,23 +578,26 @@ def test_table_requests_conform_to_spec(
         problems += [f"{sql}: {p}" for p in _judge(steady, exchanges, *_routes(table))]
         assert count <= 3
     if table.paging.paged:
-        # Later pages: the proxy says has_more=true, so the client follows with after=<last id> (LIMIT 3 bounds
-        # it to three pages of at least one item each).
+        # Later pages: the proxy says has_more=true on two answers, so the client follows with after=<last id>
+        # (or page=<next_page>) twice. Not more: rows the query filters out (usage buckets from before its
+        # start_time) would keep a LIMIT from ever ending the paging.
         sql = _queries(table, spec)[0]
-        recorder.force_has_more = True
+        recorder.force_has_more = 2
         try:
             count, caught = _run(connect()[0], sql)
         finally:
-            recorder.force_has_more = False
+            recorder.force_has_more = 0
         exchanges = recorder.take()
         sent[f"{sql} (has_more forced true)"] = [e.describe() for e in exchanges]
         limits.update(e.query.get("limit", "") for e in exchanges)
-        if not any("after" in e.query for e in exchanges[1:]):
-            problems.append(f"{sql} with has_more=true: no later page carried after")
+        cursor = "after" if table.paging is AFTER_CURSOR else "page"
+        if not any(cursor in e.query for e in exchanges[1:]):
+            problems.append(f"{sql} with has_more=true: no later page carried {cursor}")
         problems += [f"{sql} (later pages): {w}" for w in caught]
         problems += [f"{sql} (later pages): {p}" for p in _judge(steady, exchanges, *_routes(table))]
     # One full page as the client asks for it: limit = the table's page size (a LIMIT 3 query asks for 3).
-    pager = Pager(connect()[1].client, table, {key: f"{key}-1" for key in table.keys}, {})
+    bounds = {bound.param: SOME_TIME for _, bound in table.required_bounds}
+    pager = Pager(connect()[1].client, table, {key: f"{key}-1" for key in table.keys}, bounds)
     pager.next_page()
     exchanges = recorder.take()
     sent["(first page at the table's page size)"] = [e.describe() for e in exchanges]
@@ -586,7 +609,8 @@ def test_table_requests_conform_to_spec(
     for sql, targets in sent.items():
         print(f"  {sql}\n    " + "\n    ".join(targets))
     assert not problems, f"{table.name}: Steady objects to requests:\n" + "\n".join(problems)
-    if table.paging.paged:  # both first-page sizes were really sent: the LIMIT 3 hint and the full page
+    if table.paging.paged and isinstance(table.page_size, int):
+        # Both first-page sizes were really sent: the LIMIT 3 hint and the full page.
         assert {"3", str(table.page_size)} <= limits, f"{table.name}: the limits sent were {sorted(limits)}"
 
 
@@ -673,16 +697,32 @@ def test_table_path_and_parameters_are_declared(table: Table, spec: Spec) -> Non
     if table.follow is not None:
         assert spec.template(table.follow.path), f"{table.name}: the spec has no GET {table.follow.path} to follow"
         assert spec.declares(spec.answer_schema(template), (table.follow.field.split(".")[0],)), table.follow
+    for option in table.options:
+        choices = spec.deref(params[option.name].get("schema", {})).get("enum")
+        assert choices is not None and set(option.choices) <= set(choices), f"{table.name}.{option.name}: {choices}"
+    for column in table.columns:
+        for bound in column.bounds:
+            declared = params.get(bound.param.split("[", 1)[0])
+            assert declared is not None, f"{table.name}.{column.name}: no query parameter {bound.param}"
+            assert bound.required == bool(declared.get("required")), f"{table.name}.{column.name}: {bound}"
     if not table.paging.paged:
         assert "limit" not in params, f"{table.name}: GET {template} pages (limit), but the table says it does not"
         return
-    assert {"limit", "after"} <= set(params), f"{table.name}: GET {template} has no limit/after: {sorted(params)}"
+    cursor = "after" if table.paging is AFTER_CURSOR else "page"
+    assert {"limit", cursor} <= set(params), f"{table.name}: GET {template} has no limit/{cursor}: {sorted(params)}"
     limit = spec.deref(params["limit"].get("schema", {}))
     maximum = limit.get("maximum")
     if maximum is None:
         stated = re.search(r"range between 1 and ([\d,]+)", params["limit"].get("description", ""))
         maximum = int(stated.group(1).replace(",", "")) if stated else None
-    assert maximum is None or 1 <= table.page_size <= maximum, f"{table.name}: page_size {table.page_size}"
+    sizes = [table.page_size] if isinstance(table.page_size, int) else list(table.page_size.values())
+    if maximum is None and not isinstance(table.page_size, int):
+        # Per bucket width, in words: "- `bucket_width=1d`: default: 7, max: 31".
+        stated = dict(
+            re.findall(r"bucket_width=(\w+)`: default: \d+, max: (\d+)", params["limit"].get("description", ""))
+        )
+        assert {width: int(most) for width, most in stated.items()} == table.page_size, stated
+    assert maximum is None or all(1 <= size <= maximum for size in sizes), f"{table.name}: page_size {sizes}"
 
 
 @pytest.mark.parametrize("table", TABLES, ids=lambda t: t.name)

@@ -22,6 +22,7 @@ import openai_vtab
 from openai_vtab import tables
 from openai_vtab.tables import Column, Table
 from openai_vtab.testing import FakeOpenAI, RecordedRequest
+from openai_vtab.testing.usage import COUNTS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 ADMIN_KEY = "sk-admin-fake-1111111111111111"
@@ -502,6 +503,12 @@ def sample() -> Iterator[FakeOpenAI]:
         api.add_audit_log(
             "api_key.created", api.api_key_actor(key), project_id=project["id"], details={"id": key["id"]}
         )
+        yesterday = int(api.clock()) - 86_400  # the examples read the last 30 days
+        api.add_cost(yesterday, 1.25, project_id=project["id"], line_item="gpt-4o-mini, input", api_key_id=key["id"])
+        group = {"project_id": project["id"], "api_key_id": key["id"], "model": "gpt-4o-mini"}
+        for kind in COUNTS:
+            counts = {count: 10 for count in COUNTS[kind]}
+            api.add_usage(kind, yesterday, **counts, **group, size="1024x1024", vector_store_id="vs_abc")
         yield api
 
 
@@ -520,18 +527,19 @@ TABLE_PARAMS = [pytest.param(t, id=t.name) for t in openai_vtab.TABLES]
 
 @pytest.mark.parametrize("table", TABLE_PARAMS)
 def test_declaration_is_complete_and_its_schema_is_plain_sqlite(table: Table) -> None:
-    names = [c.name for c in table.columns] + list(table.keys)
+    names = [c.name for c in table.columns] + list(table.hidden)
     assert len(names) == len(set(names))
     db = apsw.Connection(":memory:")  # no openai_vtab here: the schema must be ordinary SQL
     db.execute(table.schema())
     info = db.execute(f'PRAGMA table_xinfo("{table.name}")').fetchall()
     assert [row[1] for row in info] == names
-    assert [row[2] for row in info] == [c.sql_type for c in table.columns] + ["TEXT HIDDEN"] * len(table.keys)
+    assert [row[2] for row in info] == [c.sql_type for c in table.columns] + ["TEXT HIDDEN"] * len(table.hidden)
     assert table.doc.strip() and table.example.strip()
     assert table.path.startswith("/")
     assert re.search(rf"\b{table.name}\b", table.example), "the example should query its own table"
     assert [c.name for c in table.columns if not c.doc.strip()] == []
     assert [k for k in table.keys if not table.key_doc.get(k, "").strip()] == []  # used in error messages
+    assert [o.name for o in table.options if not (o.doc.strip() and o.default in o.choices)] == []
 
 
 def test_every_table_is_declared_in_tables() -> None:
@@ -553,12 +561,15 @@ def test_table_is_reachable_under_its_openai_alias(sample: FakeOpenAI, table: Ta
     db = open_db(sample)
     args = key_values(sample, table)
     call = f"({', '.join('?' * len(args))})" if args else ""
-    plain = db.execute(f"SELECT * FROM {table.name}{call}", args).fetchall()
-    alias = db.execute(f"SELECT * FROM openai_{table.name}{call}", args).fetchall()
+    # A table that needs a time range (costs, usage) gets all of it.
+    where = " AND ".join(f"{c.name} >= 0" for c in table.columns for b in c.bounds if b.required)
+    where = f" WHERE {where}" if where else ""
+    plain = db.execute(f"SELECT * FROM {table.name}{call}{where}", args).fetchall()
+    alias = db.execute(f"SELECT * FROM openai_{table.name}{call}{where}", args).fetchall()
     assert sorted(alias, key=repr) == sorted(plain, key=repr) and alias
     columns = db.execute(f"PRAGMA table_xinfo(openai_{table.name})").fetchall()
     assert columns == db.execute(f"PRAGMA table_xinfo({table.name})").fetchall()
-    assert [row[1] for row in columns if row[-1]] == list(table.keys)  # the keys are hidden
+    assert [row[1] for row in columns if row[-1]] == list(table.hidden)  # the keys and options are hidden
 
 
 def readme_section(name: str) -> list[str] | None:
@@ -578,7 +589,7 @@ def test_readme_documents_the_table_and_all_its_columns(table: Table) -> None:
     section = readme_section(table.name)
     assert section is not None, f"README.md has no section headed ### `{table.name}`"
     documented = {m.group(1) for line in section if (m := re.match(r"\| `([^`]+)` \|", line))}
-    wanted = [c.name for c in table.columns] + list(table.keys)
+    wanted = [c.name for c in table.columns] + list(table.hidden)
     assert [c for c in wanted if c not in documented] == [], f"columns of {table.name} missing from the README"
 
 

@@ -6,7 +6,7 @@ never a change to the engine.
 
 from __future__ import annotations
 
-from .declare import COLUMN_TYPES, Column, Table
+from .declare import COLUMN_TYPES, Bound, Column, Option, Table
 from .fine_tuning import checkpoint_permissions, fine_tuning_jobs, job_checkpoints, job_events, job_metrics
 from .organization import (
     audit_logs,
@@ -19,15 +19,33 @@ from .organization import (
     users,
 )
 from .platform import batches, files, models
+from .usage import (
+    USAGE_TABLES,
+    costs,
+    usage_audio_speeches,
+    usage_audio_transcriptions,
+    usage_code_interpreter_sessions,
+    usage_completions,
+    usage_embeddings,
+    usage_file_search_calls,
+    usage_images,
+    usage_moderations,
+    usage_vector_stores,
+    usage_web_search_calls,
+)
 
 __all__ = [
     "COLUMN_TYPES",
     "TABLES",
+    "USAGE_TABLES",
+    "Bound",
     "Column",
+    "Option",
     "Table",
     "audit_logs",
     "batches",
     "checkpoint_permissions",
+    "costs",
     "files",
     "fine_tuning_jobs",
     "invites",
@@ -40,6 +58,16 @@ __all__ = [
     "project_service_accounts",
     "project_users",
     "projects",
+    "usage_audio_speeches",
+    "usage_audio_transcriptions",
+    "usage_code_interpreter_sessions",
+    "usage_completions",
+    "usage_embeddings",
+    "usage_file_search_calls",
+    "usage_images",
+    "usage_moderations",
+    "usage_vector_stores",
+    "usage_web_search_calls",
     "users",
 ]
 
@@ -60,4 +88,5 @@ TABLES: tuple[Table, ...] = (
     users,
     invites,
     audit_logs,
+    *USAGE_TABLES,
 )

@@ -10,13 +10,55 @@ A ``{name}`` in a table's path makes ``name`` a required, hidden key column: its
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..paging import AFTER_CURSOR, JSON, Decoder, Follow, Paging
 
-__all__ = ["COLUMN_TYPES", "Column", "Table"]
+__all__ = ["COLUMN_TYPES", "Bound", "Column", "Option", "Table"]
 
 COLUMN_TYPES = ("TEXT", "INTEGER", "REAL", "JSON")
+LOWER_OPS = frozenset({">", ">=", "="})
+UPPER_OPS = frozenset({"<", "<=", "="})
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Comparisons on a numeric column (a time) that the API takes as a query parameter bounding a range.
+
+    ``ops`` are the SQL operators sent as ``param``: lower bounds (``>=``, ``>``, ``=``) or upper bounds (``<=``,
+    ``<``, ``=``), never both. The API's answer must hold every row such a comparison keeps (SQLite still checks
+    each row), so a bound may be loose but never tighter: ``start_time > X`` goes out as ``start_time=X``.
+    ``required``: the API refuses a request without this parameter, so a query that cannot give one fails
+    before any request, saying what to add (``example``).
+    """
+
+    param: str
+    ops: tuple[str, ...]
+    required: bool = False
+    example: str = ""
+
+    def __post_init__(self) -> None:
+        if not (set(self.ops) <= LOWER_OPS or set(self.ops) <= UPPER_OPS):
+            raise ValueError(f"bound {self.param}: ops {self.ops} mix lower and upper bounds")
+
+    @property
+    def lower(self) -> bool:
+        """True for a lower bound (several combine by their maximum), False for an upper one (their minimum)."""
+        return bool(set(self.ops) & {">", ">="}) or not set(self.ops) & {"<", "<="}
+
+
+@dataclass(frozen=True)
+class Option:
+    """A hidden column sent as the query parameter of the same name, ``default`` when the query gives no value
+    (``= ?`` or ``IN (...)`` on it choose; ``choices`` are the values the API takes). Every row shows the value
+    it was fetched with, so ``WHERE bucket_width = '1h'`` reads hourly buckets."""
+
+    name: str
+    default: str
+    choices: tuple[str, ...]
+    doc: str = ""
 
 
 @dataclass(frozen=True)
@@ -25,7 +67,8 @@ class Column:
 
     ``source`` is the dotted path of the value in the API object (default: the column name). ``JSON``
     columns hold the value as JSON text. ``query_param`` names the API query parameter an ``=`` constraint
-    on this column is pushed down to; SQLite still checks the rows, so the pushdown only saves traffic.
+    on this column is pushed down to; ``bounds`` the range parameters its comparisons are sent as. SQLite
+    still checks the rows, so a pushdown only saves traffic.
     """
 
     name: str
@@ -33,6 +76,7 @@ class Column:
     source: str | None = None
     doc: str = ""
     query_param: str | None = None
+    bounds: tuple[Bound, ...] = ()
 
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
@@ -54,9 +98,10 @@ class Table:
     """An OpenAI endpoint as a read-only SQL table.
 
     ``path`` is relative to the base URL; each ``{placeholder}`` is a required hidden key column.
-    ``paging`` is how its answers come in pages (``paging.py``: ``AFTER_CURSOR`` takes ``limit``/``after`` and
-    answers ``has_more``; ``NO_PAGING`` answers once), ``page_size`` the ``limit`` it asks for; ``body`` decodes
-    an answer and ``items`` says where its rows are. ``follow``: the rows are in a resource the answer names
+    ``options`` are optional hidden columns sent as query parameters, ``params`` parameters sent with every
+    request (the finest ``group_by``). ``paging`` is how its answers come in pages (``paging.py``), ``page_size``
+    the ``limit`` it asks for (a mapping: per value of its first option, e.g. per bucket width); ``body``
+    decodes an answer and ``items`` says where its rows are. ``follow``: the rows are in a resource the answer names
     (a job's result file). ``identity`` names the columns that tell rows of one key apart (rowids derive from
     them). ``key_doc`` describes the key columns for the README and for error messages. ``admin`` endpoints are
     called with the admin key (OPENAI_ADMIN_KEY) when one is set.
@@ -68,8 +113,10 @@ class Table:
     columns: tuple[Column, ...]
     example: str
     key_doc: dict[str, str] = field(default_factory=dict)
+    options: tuple[Option, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
     paging: Paging = AFTER_CURSOR
-    page_size: int = 100
+    page_size: int | Mapping[str, int] = 100
     body: Decoder = JSON
     items: str = "data[]"
     follow: Follow | None = None
@@ -77,7 +124,7 @@ class Table:
     admin: bool = False
 
     def __post_init__(self) -> None:
-        names = [c.name for c in self.columns] + list(self.keys)
+        names = [c.name for c in self.columns] + list(self.hidden)
         if len(names) != len(set(names)):
             raise ValueError(f"table {self.name}: duplicate column names in {names}")
         missing = [name for name in self.identity if name not in names]
@@ -85,17 +132,28 @@ class Table:
             raise ValueError(f"table {self.name}: identity {self.identity} names no columns {missing}")
 
     @property
-    def identity_columns(self) -> tuple[Column, ...]:
-        """The columns of ``identity``, in table order."""
-        return tuple(c for c in self.columns if c.name in self.identity)
-
-    @property
     def keys(self) -> tuple[str, ...]:
         """The required hidden key columns, in path order (also the table-valued argument order)."""
         return tuple(re.findall(r"\{(\w+)\}", self.path))
 
+    @property
+    def required_bounds(self) -> tuple[tuple[str, Bound], ...]:
+        """(column, bound) for each bound the API requires (a query must give a lower bound on ``start_time``)."""
+        return tuple((c.name, bound) for c in self.columns for bound in c.bounds if bound.required)
+
+    @property
+    def hidden(self) -> tuple[str, ...]:
+        """Every hidden column: the required keys, then the options (the table-valued argument order)."""
+        return self.keys + tuple(option.name for option in self.options)
+
+    def limit(self, option_value: str | None) -> int:
+        """The page size to ask for, given the value of the first option (``page_size`` may depend on it)."""
+        if isinstance(self.page_size, int):
+            return self.page_size
+        return self.page_size[option_value or self.options[0].default]
+
     def schema(self) -> str:
         """The CREATE TABLE statement declared to SQLite."""
         cols = [f'"{c.name}" {c.sql_type}' for c in self.columns]
-        cols += [f'"{k}" TEXT HIDDEN' for k in self.keys]
+        cols += [f'"{k}" TEXT HIDDEN' for k in self.hidden]
         return f'CREATE TABLE "{self.name}"({", ".join(cols)})'

@@ -54,6 +54,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "file_search_calls": ("project_id", "user_id", "api_key_id", "vector_store_id"),
     "web_search_calls": (*_PEOPLE, "context_level"),
 }
+# The result objects' names, where they differ from the kind's.
+_OBJECTS = {"file_search_calls": "file_searches", "web_search_calls": "web_searches"}
 _WIDTHS = {"1m": 60, "1h": 3600, "1d": 86_400}
 # (default, maximum) buckets a page, per width; costs take 1d only, 7 by default and up to 180.
 _LIMITS = {"1m": (60, 1440), "1h": (24, 168), "1d": (7, 31)}
@@ -219,7 +221,7 @@ def _empty_result(kind: str, group: dict[str, Any]) -> dict[str, Any]:
             "quantity": None,
             "quantity_unit": None,
         }
-    return {"object": f"organization.usage.{kind}.result", **{count: 0 for count in COUNTS[kind]}, **fields}
+    return {"object": f"organization.usage.{_OBJECTS.get(kind, kind)}.result", **{count: 0 for count in COUNTS[kind]}, **fields}
 
 
 def _add(kind: str, result: dict[str, Any], record: Mapping[str, Any]) -> None:
