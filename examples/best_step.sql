@@ -10,6 +10,7 @@ WITH best AS MATERIALIZED (
     SELECT fine_tuning_job_id AS job, step, min(valid_loss) AS valid_loss
     FROM job_metrics
     WHERE fine_tuning_job_id IN (SELECT id FROM fine_tuning_jobs WHERE status = 'succeeded')
+      AND valid_loss IS NOT NULL  -- a job trained without a validation file has no best step
     GROUP BY fine_tuning_job_id
 ),
 saved AS MATERIALIZED (

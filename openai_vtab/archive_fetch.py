@@ -20,8 +20,7 @@ from typing import Any
 import apsw
 
 from .archive_store import columns_of, quote
-from .client import encode_path
-from .errors import NotFoundError, UnknownKeyWarning
+from .errors import GoneWarning, UnknownKeyWarning
 from .tables import Table
 
 __all__ = ["JOB_KEY", "JobRows", "Live"]
@@ -103,12 +102,11 @@ class Live:
     def _rows_of(self, table: Table, jobs: Sequence[str], found: JobRows) -> None:
         try:
             rows = self._select_in(table, JOB_KEY, jobs)
-        except NotFoundError as error:
+        except GoneWarning as gone:  # raised: UnknownKeyWarning and its kind are errors while the archive reads
             # Which job's resource is gone is certain only when there is one job.
-            own = [encode_path(table.path, {JOB_KEY: job}) for job in jobs]
-            if table.follow is None or len(jobs) != 1 or error.path in own:
+            if len(jobs) != 1:
                 raise
-            found.gone[jobs[0]] = str(error)
+            found.gone[jobs[0]] = str(gone)
             return
         for row in rows:
             found[row[-1]][table.name].append(row)

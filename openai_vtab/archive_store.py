@@ -116,6 +116,14 @@ class Store:
     # -- schema ------------------------------------------------------------------------------------
 
     def _create(self) -> None:
+        tables = [row[0] for row in self.db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")]
+        if tables and "archive_runs" not in tables:
+            # Someone's own database: archiving into it would add columns to, and rows into, tables of theirs.
+            shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise ConfigurationError(
+                f"cannot archive into {self.path}: it is a database of its own (tables {shown}), not an archive "
+                "openai-vtab made; give a new file name (ATTACH it next to your database to join the two)"
+            )
         for table in self.tables.values():
             existing = [row[1] for row in self.db.execute(f"PRAGMA table_info({quote(table.name)})")]
             if not existing:

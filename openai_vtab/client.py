@@ -468,11 +468,14 @@ class Pager:
             decoder=table.body,
             validate=self._validate_reference if table.follow else self._validate,
         )
-        self.pages += 1
         if table.follow is not None:
+            # Counted once the followed resource answered: a 404 from either request is about this key.
+            items = self._followed(body)
+            self.pages += 1
             self.done = True
-            return self._followed(body)
-        items: list[dict[str, Any]] = items_at(body, table.items) or []
+            return items
+        self.pages += 1
+        items = items_at(body, table.items) or []
         following = table.paging.next(body, items, self.page_size)
         if following is None:
             self.done = True

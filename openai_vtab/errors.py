@@ -52,6 +52,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
+    "GoneWarning",
     "InternalServerError",
     "InvalidKeyError",
     "MissingAPIKeyError",
@@ -203,6 +204,11 @@ class OpenAIVTabWarning(UserWarning):
 
 class UnknownKeyWarning(OpenAIVTabWarning):
     """The API does not know a key (HTTP 404): that key contributes no rows and the query goes on."""
+
+
+class GoneWarning(UnknownKeyWarning):
+    """The API knows the key, but what its rows are read from is gone (a job's deleted result file, HTTP 404):
+    that key contributes no rows and the query goes on."""
 
 
 class TableNameClashWarning(OpenAIVTabWarning):

@@ -933,6 +933,8 @@ As in sqlite3:
                 self._attempt(self.process_complete_line, command)
             for sql in sqls:
                 self._attempt(self.process_complete_line, sql)
+                if self.failures:
+                    break  # as sqlite3: the SQL arguments after a failed one are not run
             interactive = not sqls and bool(self.interactive)
             if not sqls:
                 if interactive and self.api is not None:

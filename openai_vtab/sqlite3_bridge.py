@@ -35,10 +35,11 @@ def loader(db: apsw.Connection, database: str, program: Sequence[str], specs: Se
     from ``program --sqlite3-rows NAME database QUERY``.
 
     ``db`` is the connection the queries are checked on (it has the OpenAI tables and the user's). Without
-    specs, every table that needs no key and no time range. Column types are those SQLite declares for the
+    specs, every table that needs no key, no time range and no admin key. Column types are those SQLite declares for the
     query's columns (none where it declares none, so values computed in SQL keep their own types).
     """
-    whole = [(t.name, "") for t in TABLES if not t.keys and not t.required_bounds]
+    # Admin tables need OPENAI_ADMIN_KEY, which most users of the loader do not have: they are named on purpose.
+    whole = [(t.name, "") for t in TABLES if not t.keys and not t.required_bounds and not t.admin]
     wanted = [spec.partition("=")[::2] for spec in specs] or whole
     out = [
         "-- Made by openai-vtab --sqlite3-loader. .read it in the stock sqlite3 CLI: each .read '|...' runs",

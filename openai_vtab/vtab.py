@@ -31,7 +31,7 @@ from typing import Any
 import apsw
 
 from .client import Pager
-from .errors import InvalidKeyError, MissingRequiredKeyError, NotFoundError, UnknownKeyWarning, warn
+from .errors import GoneWarning, InvalidKeyError, MissingRequiredKeyError, NotFoundError, UnknownKeyWarning, warn
 from .fetch import RowStream, Source
 from .registration import Registration
 from .rows import Row, row_maker
@@ -376,6 +376,10 @@ class Cursor:
         if not self.table.keys or error.type is None or error.message.find("Invalid URL") >= 0:
             raise error
         names = ", ".join(f"{k}={v!r}" for k, v in zip(self.table.keys, source.key, strict=True))
+        if error.path != source.pager.path:  # what the key's answer named is gone, not the key
+            detail = error.message.partition("HTTP 404: ")[2].partition("; ")[0] or "no such object"
+            warn(GoneWarning(f"{self.table.name}: no rows for {names}: GET {error.path} answered HTTP 404 ({detail})"))
+            return
         self._warn_unknown(names, None, "the API answered HTTP 404; check the id")
 
     def _bound_value(self, step: Step, value: Any) -> int:
@@ -411,11 +415,11 @@ class Cursor:
         example = self.table.key_doc.get(first, "an id")
         return (
             f"{self.table.name} needs {name}: the API lists rows only per {name}, and this query gives SQLite "
-            f"no way to pass it (LIKE, ranges, != and COLLATE NOCASE cannot; nor can an OR, unless each of its "
-            f"branches has {first} = '...' and no COLLATE). Add WHERE {first} = '...' ({example}), or "
-            f"{first} IN (...) (also next to an OR: AND {first} IN (every id it names)), or join ON "
-            f"{first} = other.column, "
-            f"or use the table-valued form {self.table.name}('...')"
+            f"no way to pass it (LIKE, IS, ranges, != and COLLATE NOCASE cannot; nor can an OR, unless each of "
+            f"its branches has {first} = '...' and no COLLATE; nor a join that keeps every row of "
+            f"{self.table.name}: it cannot be the kept side of a LEFT, RIGHT or FULL JOIN). Add WHERE {first} = "
+            f"'...' ({example}), or {first} IN (...) (also next to an OR: AND {first} IN (every id it names)), "
+            f"or join ON {first} = other.column, or use the table-valued form {self.table.name}('...')"
         )
 
     def _reset(self) -> None:

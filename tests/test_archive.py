@@ -272,7 +272,10 @@ def test_a_job_whose_result_file_was_deleted_is_archived_without_its_steps(demo:
     assert run_archive(path, options(demo), stderr=err) == 0
     summary, note = err.getvalue().splitlines()
     assert "; 1 note below)" in summary
-    assert note.startswith(f"note: {job['id']}: job_metrics: GET /files/{job['result_files'][0]}/content failed")
+    assert note.startswith(
+        f"note: {job['id']}: job_metrics: no rows for fine_tuning_job_id={job['id']!r}: "
+        f"GET /files/{job['result_files'][0]}/content answered HTTP 404"
+    )
     assert note.endswith("; archived without it")
     # The job is whole but for the file: its checkpoints and events are in, and it is not fetched again.
     for table in ("fine_tuning_jobs", "job_checkpoints", "job_events"):
@@ -324,11 +327,40 @@ def test_a_file_that_is_not_an_archive_is_refused(demo: FakeOpenAI, tmp_path: Pa
     text.write_text("not a database\n" * 100)
     with pytest.raises(openai_vtab.ConfigurationError, match=r"cannot archive into .*notes.txt"):
         run(demo, text)
-    other = tmp_path / "other.db"
+    assert demo.requests == []
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        "CREATE TABLE files(name TEXT, size INTEGER)",
+        "CREATE TABLE files(id TEXT PRIMARY KEY, note TEXT)",  # shaped enough like ours to be written into
+        "CREATE TABLE notes(body TEXT)",
+    ],
+)
+def test_a_database_of_the_users_own_is_refused_and_left_as_it_was(
+    demo: FakeOpenAI, tmp_path: Path, schema: str
+) -> None:
+    other = tmp_path / "mine.db"
     with sqlite3.connect(other) as db:
-        db.execute("CREATE TABLE files(name TEXT, size INTEGER)")
-    with pytest.raises(openai_vtab.ConfigurationError, match="table files is not an archive of files"):
+        db.execute(schema)
+        db.execute("CREATE TABLE experiments(job_id TEXT)")
+    before = other.read_bytes()
+    with pytest.raises(openai_vtab.ConfigurationError, match=r"mine.db: it is a database of its own \(tables "):
         run(demo, other)
+    assert other.read_bytes() == before
+    assert demo.requests == []
+
+
+def test_an_archive_with_a_table_that_is_not_ours_is_refused(demo: FakeOpenAI, tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    run(demo, path)
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE files")
+        db.execute("CREATE TABLE files(name TEXT, size INTEGER)")
+    demo.clear()
+    with pytest.raises(openai_vtab.ConfigurationError, match="table files is not an archive of files"):
+        run(demo, path)
     assert demo.requests == []
 
 

@@ -277,6 +277,7 @@ def test_shutdown_dates(sample: FakeOpenAI) -> None:
             "days_left": str((datetime.fromisoformat(dates[job["model"]]).date() - today).days)
             if dates[job["model"]]
             else "",
+            "base_listed": "1",
         }
         for job in succeeded(sample)
     ]

@@ -94,10 +94,19 @@ def test_an_unknown_job_warns_and_has_no_rows(api: FakeOpenAI, db: apsw.Connecti
     assert [r.route for r in api.requests] == ["job"]
 
 
-def test_a_result_file_that_is_gone_fails_the_statement_naming_it(api: FakeOpenAI, db: apsw.Connection) -> None:
-    job = api.add_job(result_files=["file-deleted"])["id"]
-    with pytest.raises(openai_vtab.NotFoundError, match=r"job_metrics: GET /files/file-deleted/content .*HTTP 404"):
-        metrics_of(db, job)
+def test_a_result_file_that_is_gone_warns_naming_it_and_the_other_jobs_keep_their_rows(
+    api: FakeOpenAI, db: apsw.Connection
+) -> None:
+    gone = api.add_job(result_files=["file-deleted"])["id"]
+    kept = api.add_job()["id"]
+    api.add_result_file(kept, LINES)
+    sql = "SELECT fine_tuning_job_id, count(*) FROM job_metrics WHERE fine_tuning_job_id IN (?, ?) GROUP BY 1"
+    with pytest.warns(openai_vtab.GoneWarning) as caught:
+        assert db.execute(sql, (gone, kept)).fetchall() == [(kept, 3)]
+    assert [str(w.message) for w in caught] == [
+        f"job_metrics: no rows for fine_tuning_job_id={gone!r}: GET /files/file-deleted/content answered HTTP 404 "
+        "(No such File object: file-deleted)"
+    ]
 
 
 def test_a_result_file_that_is_not_text_fails_clearly(api: FakeOpenAI, db: apsw.Connection) -> None:

@@ -20,6 +20,7 @@ import pytest
 
 import openai_vtab
 from openai_vtab import tables
+from openai_vtab.demo import populate
 from openai_vtab.tables import Column, Table
 from openai_vtab.testing import FakeOpenAI, RecordedRequest
 from openai_vtab.testing.usage import COUNTS
@@ -598,3 +599,14 @@ def test_a_user_table_named_openai_requests_is_warned_about() -> None:
     db.execute("CREATE TABLE openai_requests(x)")
     with pytest.warns(openai_vtab.TableNameClashWarning, match="your main.openai_requests hides .* rename yours"):
         openai_vtab.register(db, api_key="sk-test-unused-key-000000", base_url="http://127.0.0.1:9/v1")
+
+
+def test_the_checkpoint_permissions_example_has_rows_in_the_demo() -> None:
+    """The demo shares the best checkpoints of two experiments, so the README's example shows what it means."""
+    with FakeOpenAI() as api:
+        populate(api)
+        db = apsw.Connection(":memory:")
+        openai_vtab.register(db, api_key=api.api_key, base_url=api.base_url)
+        rows = db.execute(tables.checkpoint_permissions.example).fetchall()
+        shared = [p["project_id"] for permissions in api.state.permissions.values() for p in permissions]
+        assert sorted(project for *_, project in rows) == sorted(shared) and rows

@@ -134,7 +134,8 @@ checkpoint_permissions = Table(
             query_param="project_id",
         ),
     ),
-    example="SELECT c.step_number, p.project_id FROM job_checkpoints('ftjob-abc123') c "
-    "JOIN checkpoint_permissions p ON p.fine_tuned_model_checkpoint = c.fine_tuned_model_checkpoint",
+    example="SELECT c.fine_tuning_job_id, c.step_number, p.project_id FROM job_checkpoints c "
+    "JOIN checkpoint_permissions p ON p.fine_tuned_model_checkpoint = c.fine_tuned_model_checkpoint "
+    "WHERE c.fine_tuning_job_id IN (SELECT id FROM fine_tuning_jobs WHERE status = 'succeeded')",
     admin=True,
 )

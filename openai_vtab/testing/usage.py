@@ -221,7 +221,11 @@ def _empty_result(kind: str, group: dict[str, Any]) -> dict[str, Any]:
             "quantity": None,
             "quantity_unit": None,
         }
-    return {"object": f"organization.usage.{_OBJECTS.get(kind, kind)}.result", **{count: 0 for count in COUNTS[kind]}, **fields}
+    return {
+        "object": f"organization.usage.{_OBJECTS.get(kind, kind)}.result",
+        **{count: 0 for count in COUNTS[kind]},
+        **fields,
+    }
 
 
 def _add(kind: str, result: dict[str, Any], record: Mapping[str, Any]) -> None:
