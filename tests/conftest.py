@@ -8,6 +8,7 @@ import apsw
 import pytest
 
 import openai_vtab
+from openai_vtab import vtab
 from openai_vtab.testing import FakeOpenAI
 
 
@@ -43,3 +44,17 @@ def connect(api: FakeOpenAI) -> Callable[..., apsw.Connection]:
 def db(connect: Callable[..., apsw.Connection]) -> apsw.Connection:
     """A connection registered against the fake."""
     return connect()
+
+
+@pytest.fixture
+def filter_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
+    """The constraint arguments of every Filter call (spied on, not replaced)."""
+    calls: list[tuple[object, ...]] = []
+    original = vtab.Cursor.Filter
+
+    def spy(self: vtab.Cursor, num: int, name: str, args: tuple[object, ...]) -> None:
+        calls.append(tuple(args))
+        original(self, num, name, args)
+
+    monkeypatch.setattr(vtab.Cursor, "Filter", spy)
+    return calls

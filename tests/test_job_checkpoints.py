@@ -13,7 +13,6 @@ import apsw
 import pytest
 
 import openai_vtab
-from openai_vtab import vtab
 from openai_vtab.testing import FakeOpenAI
 
 
@@ -25,20 +24,6 @@ def job_with(api: FakeOpenAI, count: int, **fields: object) -> str:
     job = api.add_job(**fields)
     api.add_checkpoints(job["id"], count)
     return job["id"]
-
-
-@pytest.fixture
-def filter_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
-    """The constraint arguments of every Filter call (spied on, not replaced)."""
-    calls: list[tuple[object, ...]] = []
-    original = vtab.Cursor.Filter
-
-    def spy(self: vtab.Cursor, num: int, name: str, args: tuple[object, ...]) -> None:
-        calls.append(tuple(args))
-        original(self, num, name, args)
-
-    monkeypatch.setattr(vtab.Cursor, "Filter", spy)
-    return calls
 
 
 # -- 1. the key reaches the API ----------------------------------------------------------------------

@@ -37,20 +37,6 @@ def job_with(api: FakeOpenAI, count: int, **fields: object) -> str:
 
 
 @pytest.fixture
-def filter_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
-    """The constraint arguments of every Filter call (spied on, not replaced)."""
-    calls: list[tuple[object, ...]] = []
-    original = vtab.Cursor.Filter
-
-    def spy(self: vtab.Cursor, num: int, name: str, args: tuple[object, ...]) -> None:
-        calls.append(tuple(args))
-        original(self, num, name, args)
-
-    monkeypatch.setattr(vtab.Cursor, "Filter", spy)
-    return calls
-
-
-@pytest.fixture
 def one_key_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """Plan as on an apsw that drops empty IN sets: IN lists are handed over one key per Filter call."""
     monkeypatch.setattr(vtab, "whole_in_sets_work", lambda: False)
