@@ -314,3 +314,36 @@ def test_the_demo_organization_leaves_the_rest_of_the_demo_as_it_was(monkeypatch
             demo.populate(without)
         assert without.state.organization.users == [] and full.state.organization.users
         assert everything(full) == everything(without)
+
+
+@pytest.mark.parametrize(
+    ("where", "sent"),
+    [
+        ("effective_at >= {t}", {"effective_at[gte]": "{t}"}),
+        ("effective_at > {t}", {"effective_at[gt]": "{t}"}),
+        ("effective_at <= {t}", {"effective_at[lte]": "{t}"}),
+        ("effective_at < {t}", {"effective_at[lt]": "{t}"}),
+        ("effective_at = {t}", {"effective_at[gte]": "{t}"}),
+        ("effective_at >= {t} AND effective_at < {t} + 7200", {"effective_at[gte]": "{t}", "effective_at[lt]": "{u}"}),
+        ("effective_at > {t} - 0.5", {"effective_at[gt]": "{s}"}),
+    ],
+)
+def test_audit_log_time_ranges_are_sent_as_effective_at_and_keep_every_row(
+    admin_api: FakeOpenAI, where: str, sent: dict[str, str]
+) -> None:
+    build_organization(admin_api)
+    times = sorted(e["effective_at"] for e in admin_api.state.organization.audit_logs)
+    t = times[len(times) // 2]
+    values = {"t": t, "u": t + 7200, "s": t - 1}
+    db = open_db(admin_api)
+    admin_api.clear()
+    got = db.execute(f"SELECT id FROM audit_logs WHERE {where.format(**values)} ORDER BY id").fetchall()
+    (request,) = admin_api.requests_to("audit_logs")
+    params = {k: v for k, v in request.params.items() if k.startswith("effective_at")}
+    assert params == {k: v.format(**values) for k, v in sent.items()}
+    everything = db.execute("SELECT id, effective_at FROM audit_logs").fetchall()
+    plain = apsw.Connection(":memory:")
+    plain.execute("CREATE TABLE audit_logs(id, effective_at)")
+    plain.executemany("INSERT INTO audit_logs VALUES (?, ?)", everything)
+    want = plain.execute(f"SELECT id FROM audit_logs WHERE {where.format(**values)} ORDER BY id").fetchall()
+    assert got == want and got

@@ -3,7 +3,7 @@ invites and the audit log. These endpoints answer only an admin key (OPENAI_ADMI
 
 from __future__ import annotations
 
-from .declare import Column, Table
+from .declare import Bound, Column, Table
 
 __all__ = [
     "audit_logs",
@@ -187,7 +187,18 @@ audit_logs = Table(
     columns=(
         Column("id", doc="Audit log id."),
         Column("type", doc="Event type, e.g. 'api_key.created', 'project.archived', 'login.succeeded'."),
-        Column("effective_at", "INTEGER", doc="Unix time (seconds) of the event."),
+        Column(
+            "effective_at",
+            "INTEGER",
+            doc="Unix time (seconds) of the event; `>=`, `>`, `<=`, `<` (and `=`) are sent to the API as "
+            "`effective_at[gte]`, `[gt]`, `[lte]`, `[lt]`.",
+            bounds=(
+                Bound("effective_at[gte]", (">=", "=")),
+                Bound("effective_at[gt]", (">",)),
+                Bound("effective_at[lte]", ("<=",)),
+                Bound("effective_at[lt]", ("<",)),
+            ),
+        ),
         Column("project_id", source="project.id", doc="Project the action was scoped to, or NULL."),
         Column("project_name", source="project.name", doc="That project's name, or NULL."),
         Column("actor_type", source="actor.type", doc="session (someone signed in) or api_key."),
