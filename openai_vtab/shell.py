@@ -910,6 +910,7 @@ As in sqlite3:
             database, inits, sqls = self.process_args(list(args))
             if self.demo_server:
                 others = (self.demo, self.loader, self.rows_into, self.options, database, inits, sqls, self.commands)
+                others += (self.archive_path,)
                 if any(others):
                     raise self.Error("--demo-server takes no other option than --port, and no database or SQL")
                 return serve(self.port or 0, self.stdout, self.stderr)
@@ -960,6 +961,8 @@ As in sqlite3:
 
     def _archive(self, path: str) -> int:
         """``--archive FILE``: copy the fine-tuning history into FILE (see ``archiving.run_archive``)."""
+        if path.strip() in ("", ":memory:") or path.startswith("file:"):
+            raise self.Error(f"--archive needs the name of a file to keep, not {path!r}: e.g. --archive history.db")
         options = {} if self.cache_ttl is None else {"cache_ttl": self.cache_ttl}
         status = run_archive(path, {**self.settings, **options}, stderr=self.stderr, progress_stream=self.stderr)
         # After Ctrl-C a request may still be on the wire: main() must not wait for it before exiting.

@@ -52,3 +52,11 @@ def test_archive_without_a_key_says_how_to_give_one(tmp_path: Path) -> None:
     result = run(["--archive", str(tmp_path / "h.db")], None, env=environment(None))
     assert result.returncode == 1
     assert result.stderr.startswith("Error: ") and "OPENAI_API_KEY" in result.stderr
+
+
+def test_archive_needs_a_file_it_can_keep(tmp_path: Path) -> None:
+    for path in (":memory:", "", "file:x.db?mode=memory"):
+        result = run(["--demo", "--archive", path], None)
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"Error: --archive needs the name of a file to keep, not {path!r}")
+    assert run(["--demo-server", "--archive", str(tmp_path / "h.db")], None).returncode == 1
