@@ -21,6 +21,7 @@ import binascii
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -103,7 +104,8 @@ class Decoder:
 
 
 def _number(text: str) -> Any:
-    """A CSV cell as a number when it is one (``12`` -> 12, ``0.5`` -> 0.5), else the text itself."""
+    """A CSV cell as a number when it is one (``12`` -> 12, ``0.5`` -> 0.5), None for ``nan`` and ``inf`` (no
+    measurement: a REAL column reads NULL there, as for a blank cell), else the text itself."""
     try:
         return int(text)
     except ValueError:
@@ -112,8 +114,7 @@ def _number(text: str) -> Any:
         value = float(text)
     except ValueError:
         return text
-    # "nan" and "inf" are valid floats but no metric; SQLite would store NaN as NULL anyway.
-    return value if value == value and value not in (float("inf"), float("-inf")) else text
+    return value if math.isfinite(value) else None
 
 
 _BASE64 = re.compile(rb"[A-Za-z0-9+/=\s]+")
@@ -159,7 +160,8 @@ def _csv_rows(body: bytes) -> list[dict[str, Any]]:
     for line in reader:
         if not any(cell.strip() for cell in line):
             continue
-        row = {name: _number(cell.strip()) for name, cell in zip(names, line, strict=False) if cell.strip()}
+        cells = ((name, _number(cell.strip())) for name, cell in zip(names, line, strict=False) if cell.strip())
+        row = {name: value for name, value in cells if value is not None}
         rows.append({"row": row})
     return rows
 

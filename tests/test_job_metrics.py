@@ -184,3 +184,13 @@ def test_models_carry_their_shutdown_date_or_null(api: FakeOpenAI, db: apsw.Conn
     api.add_model("gpt-new", owned_by="system")
     rows = db.execute("SELECT id, shutdown_date FROM models ORDER BY id").fetchall()
     assert rows == [("gpt-new", None), ("gpt-old", "2027-01-28")]
+
+
+def test_nan_and_inf_cells_are_missing_values_not_text(api: FakeOpenAI, db: apsw.Connection) -> None:
+    job = api.add_job()["id"]
+    api.add_result_file(job, "step,train_loss,valid_loss\n1,nan,inf\n2,0.5,-inf\n")
+    rows = db.execute("SELECT step, train_loss, valid_loss, metrics FROM job_metrics(?) ORDER BY step", (job,))
+    assert [(s, t, v, json.loads(m)) for s, t, v, m in rows] == [
+        (1, None, None, {"step": 1}),
+        (2, 0.5, None, {"step": 2, "train_loss": 0.5}),
+    ]
