@@ -25,7 +25,7 @@ import apsw
 
 from .archive_fetch import JobRows, Live, Row
 from .archive_store import Store, columns_of, signature
-from .errors import OpenAIVTabError, UnknownKeyWarning, one_line
+from .errors import AuthenticationError, OpenAIVTabError, PermissionDeniedError, UnknownKeyWarning, one_line
 from .registration import Registration
 from .tables import TABLES, Table
 
@@ -272,7 +272,9 @@ class _Run:
         ids = [job[self.job_columns["id"]] for job in jobs]
         try:
             rows = self.live.per_job(ids, self._known_events(ids))
-        except (OpenAIVTabError, UnknownKeyWarning):
+        except (OpenAIVTabError, UnknownKeyWarning) as error:
+            if self._without_permissions(error):
+                return self._batch(jobs)
             # One bad job fails the whole statement: one by one, the others still get in (the pages
             # already fetched come from the response cache) and the bad one is named.
             return sum(self._one(job, job_id) for job, job_id in zip(jobs, ids, strict=True)) > 0
@@ -288,6 +290,18 @@ class _Run:
             self.report.pending -= 1
             return False
         self._write(job, rows)
+        return True
+
+    def _without_permissions(self, error: BaseException) -> bool:
+        """After the admin key was refused for checkpoint permissions: archive the jobs without them this run
+        (a note says why; a later run with a working key fetches the jobs again), rather than fail every job
+        that has checkpoints. True when that is what ``error`` was."""
+        refused = isinstance(error, (AuthenticationError, PermissionDeniedError))
+        if not refused or getattr(error, "table", None) != "checkpoint_permissions" or self.live.permissions is None:
+            return False
+        self.report.notes.append(Failure("checkpoint_permissions", f"{one_line(error)}; not archived in this run"))
+        self.live.permissions = None
+        self.complete_with = frozenset(signature(t) for t in self.live.per_job_tables)
         return True
 
     def _known_events(self, ids: Sequence[str]) -> dict[str, set[str]]:

@@ -585,6 +585,28 @@ def test_checkpoint_permissions_are_kept_with_an_admin_key(tmp_path: Path) -> No
         assert report.counts["checkpoint_permissions"] == shared
 
 
+def test_a_refused_admin_key_archives_the_jobs_without_permissions_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    admin = "sk-test-admin-0000000000000000"
+    with FakeOpenAI(admin_api_key=admin) as api:
+        populate(api)
+        report = run(api, path, admin_api_key="sk-test-admin-wrong-000000000")
+        assert (report.status, report.failures, report.fetched) == ("ok", [], 14)
+        [note] = report.notes
+        assert note.subject == "checkpoint_permissions"
+        assert "HTTP 401" in note.message and note.message.endswith("not archived in this run")
+        assert "wrong" not in note.message  # the key is masked
+        assert query(path, "SELECT count(*) FROM job_metrics") == [(sum(1 for _ in _metric_lines(api)),)]
+        # With the right key the next run fetches the jobs again, permissions included.
+        report = run(api, path, admin_api_key=admin)
+        assert (report.fetched, report.notes) == (14, [])
+        assert report.counts["checkpoint_permissions"] == sum(map(len, api.state.permissions.values()))
+
+
+def _metric_lines(api: FakeOpenAI) -> list[str]:
+    return [line for content in api.state.contents.values() for line in content.decode().splitlines()[1:] if line]
+
+
 def test_an_archive_made_before_a_column_existed_gets_it_filled(demo: FakeOpenAI, tmp_path: Path) -> None:
     path = tmp_path / "history.db"
     run(demo, path)
