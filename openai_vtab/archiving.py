@@ -27,6 +27,7 @@ from .archive_fetch import JobRows, Live, Row
 from .archive_store import Store, columns_of, signature
 from .errors import AuthenticationError, OpenAIVTabError, PermissionDeniedError, UnknownKeyWarning, one_line
 from .registration import Registration
+from .status_line import StatusLine
 from .tables import TABLES, Table
 
 __all__ = ["ArchiveReport", "Failure", "ProgressLine", "archive", "run_archive"]
@@ -322,16 +323,15 @@ def _json_list(text: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-class ProgressLine:
-    """A self-erasing status line on a terminal, drawn once a run has gone on for ``delay`` seconds."""
+class ProgressLine(StatusLine):
+    """The archive's status line on a terminal, drawn once a run has gone on for ``delay`` seconds."""
 
     delay = 1.0
     # Redrawing more often than this only flickers.
     interval = 0.1
 
     def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.shown = False
+        super().__init__(stream)
         self._drawn = 0.0
 
     def draw(self, report: ArchiveReport) -> None:
@@ -344,18 +344,8 @@ class ProgressLine:
             f"archiving into {report.path}: {done}/{report.jobs} jobs, {report.requests} requests, "
             f"{report.seconds:.0f} s (Ctrl-C stops)"
         )
-        # Marked first: a Ctrl-C between the two lines would otherwise leave a line nobody erases.
-        self.shown = True
         self._drawn = now
-        self.stream.write(f"\r{text}\x1b[K")
-        self.stream.flush()
-
-    def clear(self) -> None:
-        """Erase the line, if it is shown."""
-        if self.shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self.shown = False
+        self.show(text)
 
 
 def run_archive(

@@ -53,6 +53,7 @@ from .log import RequestLog
 from .registration import Registration
 from .shell_format import box, csv_field, markdown, name_columns, sanitize
 from .sqlite3_bridge import IDENTIFIER, failure, identifier, loader, rows_begin, rows_end
+from .status_line import StatusLine
 from .testing import FakeOpenAI
 
 __all__ = ["JoinHint", "OpenAIShell", "Progress", "main"]
@@ -99,8 +100,8 @@ OPENAI_HEADING = "-- OpenAI tables (on this connection only, not in the database
 HINT_MIN_KEYS = 5
 
 
-class Progress:
-    """One self-erasing status line on a terminal, shown once a statement has waited ``delay`` seconds.
+class Progress(StatusLine):
+    """The shell's status line on a terminal, shown once a statement has waited ``delay`` seconds.
 
     The wait hooks of the registrations call ``tick()`` about every 100 ms while a query waits for the API;
     counts are the requests and rows of ``log`` since ``start()``.
@@ -109,8 +110,7 @@ class Progress:
     delay = 1.0
 
     def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.shown = False
+        super().__init__(stream)
         self._log: RequestLog | None = None
         self._base = (0, 0)
         self._began = self._quiet_since = 0.0
@@ -127,19 +127,11 @@ class Progress:
         if self._log is None or now - self._quiet_since < self.delay:
             return
         pages, rows = self._log.sent - self._base[0], self._log.items - self._base[1]
-        text = f"fetching: {pages} page{'s' * (pages != 1)}, {rows} rows, {now - self._began:.0f} s (Ctrl-C stops)"
-        # Marked shown first: Ctrl-C raises KeyboardInterrupt between any two lines, and a drawn line that
-        # is not marked would never be erased.
-        self.shown = True
-        self.stream.write(f"\r{text}\x1b[K")
-        self.stream.flush()
+        self.show(f"fetching: {pages} page{'s' * (pages != 1)}, {rows} rows, {now - self._began:.0f} s (Ctrl-C stops)")
 
     def clear(self) -> None:
         """Erase the line (before anything else is written), and wait another ``delay`` before redrawing."""
-        if self.shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self.shown = False
+        super().clear()
         self._quiet_since = time.monotonic()
 
     def stop(self) -> None:
