@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import platform
 import random
 import threading
@@ -159,8 +160,6 @@ class Client:
         self.cache = cache
         self.on_exchange = on_exchange
         self._local = threading.local()
-        # HTTP(S)_PROXY must not see a request meant for this machine, nor its bearer key.
-        self._proxies = {"no_proxy": "*"} if config.loopback else None
 
     def start_worker(self, abandoned: threading.Event) -> None:
         """Run in each new worker thread: requests made on it stop waiting once ``abandoned`` is set."""
@@ -186,6 +185,13 @@ class Client:
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers.update(self._headers())
+            if self.config.loopback:
+                # HTTP(S)_PROXY must not see a request meant for this machine, nor its bearer key. Not through
+                # proxies={"no_proxy": ...}: requests then sets and deletes os.environ["no_proxy"] around every
+                # request, which races between worker threads (KeyError: 'no_proxy'). Without the environment,
+                # the CA bundle it names is still honoured.
+                session.trust_env = False
+                session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             self._local.session = session
         return session
 
@@ -274,7 +280,7 @@ class Client:
         timeout = (min(DEFAULT_CONNECT_TIMEOUT, self.config.timeout), self.config.timeout)
         for attempt in range(1, self.config.max_retries + 2):
             try:
-                response = session.get(url, timeout=timeout, auth=credential, proxies=self._proxies)
+                response = session.get(url, timeout=timeout, auth=credential)
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
                 # The body broke off after urllib3's retries were done with the request: retry it here.
                 reason = _reason(exc)
