@@ -130,7 +130,7 @@ def test_archived_rows_are_the_live_tables_rows(demo: FakeOpenAI, tmp_path: Path
 
 
 def test_jobs_are_fetched_concurrently(tmp_path: Path) -> None:
-    with FakeOpenAI(latency=0.1) as api:
+    with FakeOpenAI(latency=0.3) as api:  # long enough to overlap, even beside other test workers
         for _ in range(16):
             api.add_checkpoints(api.add_job()["id"], 3)
         run(api, tmp_path / "history.db")

@@ -133,7 +133,7 @@ def test_cache_memory_stays_under_its_byte_bound() -> None:
 
 def test_in_list_fetches_max_workers_keys_at_once(api: FakeOpenAI, connect: Connect) -> None:
     jobs = [job_with(api, 1) for _ in range(12)]
-    api.latency = 0.1  # long enough for requests sent together to overlap, even on a busy machine
+    api.latency = 0.4  # long enough for requests sent together to overlap, even beside three other test workers
     db = connect(max_workers=4)
     placeholders = ", ".join("?" * len(jobs))
     sql = f"SELECT count(*) FROM job_checkpoints WHERE fine_tuning_job_id IN ({placeholders})"
@@ -144,7 +144,7 @@ def test_in_list_fetches_max_workers_keys_at_once(api: FakeOpenAI, connect: Conn
 
 def test_max_workers_one_fetches_one_at_a_time(api: FakeOpenAI, connect: Connect) -> None:
     jobs = [job_with(api, 1) for _ in range(4)]
-    api.latency = 0.1  # long enough for requests sent together to overlap, even on a busy machine
+    api.latency = 0.4  # long enough for requests sent together to overlap, even beside three other test workers
     db = connect(max_workers=1)
     db.execute("SELECT count(*) FROM job_checkpoints WHERE fine_tuning_job_id IN (?, ?, ?, ?)", jobs).fetchall()
     assert api.max_in_flight == 1
@@ -261,7 +261,7 @@ def test_in_then_join_fetches_every_key_once_and_concurrently(api: FakeOpenAI, c
     db = connect(cache_ttl=0)
     db.execute(f"CREATE TABLE mine(job_id TEXT {index}, note TEXT)")
     db.executemany("INSERT INTO mine VALUES (?, ?)", [(j, f"note {n}") for n, j in enumerate(jobs)])
-    api.latency = 0.1  # long enough for requests sent together to overlap, even on a busy machine
+    api.latency = 0.4  # long enough for requests sent together to overlap, even beside three other test workers
     rows = db.execute(
         "SELECT m.note, c.step_number FROM mine m JOIN job_checkpoints c ON c.fine_tuning_job_id = m.job_id "
         "WHERE c.fine_tuning_job_id IN (SELECT job_id FROM mine)"
@@ -286,7 +286,7 @@ def test_a_join_and_an_in_list_on_the_key_never_refetch_the_set_per_row(api: Fak
 def test_materialized_jobs_let_two_api_tables_join_concurrently(api: FakeOpenAI, connect: Connect) -> None:
     jobs = [job_with(api, 2) for _ in range(6)]
     db = connect(cache_ttl=0)
-    api.latency = 0.1  # long enough for requests sent together to overlap, even on a busy machine
+    api.latency = 0.4  # long enough for requests sent together to overlap, even beside three other test workers
     rows = db.execute(
         "WITH js AS MATERIALIZED (SELECT id, model FROM fine_tuning_jobs) "
         "SELECT j.model, c.step_number FROM job_checkpoints c JOIN js j ON j.id = c.fine_tuning_job_id "

@@ -81,7 +81,7 @@ def test_in_subquery_reaches_filter_once_as_a_set(
 
 def test_in_list_keys_are_fetched_concurrently(api: FakeOpenAI, db: apsw.Connection) -> None:
     jobs = [job_with(api, 1) for _ in range(4)]
-    api.latency = 0.1  # long enough for all four to overlap when sent together, even on a busy machine
+    api.latency = 0.4  # long enough for all four to overlap when sent together, even beside other test workers
     db.execute("SELECT count(*) FROM job_checkpoints WHERE fine_tuning_job_id IN (?, ?, ?, ?)", jobs).fetchall()
     assert api.max_in_flight == 4
 
