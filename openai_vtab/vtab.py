@@ -35,7 +35,7 @@ from .errors import GoneWarning, InvalidKeyError, MissingRequiredKeyError, NotFo
 from .fetch import RowStream, Source
 from .registration import Registration
 from .rows import Row, row_maker
-from .tables import Table
+from .tables import Bound, Table
 
 __all__ = ["Plan", "Step", "TableModule"]
 
@@ -282,7 +282,7 @@ class Cursor:
             raise MissingRequiredKeyError(self._missing_key_message(plan.missing))
         keys: dict[str, list[str]] = {name: [option.default] for name, option in self.vtable.options.items()}
         params: dict[str, Any] = {}
-        bounds: dict[str, list[int]] = {}
+        bounds: dict[Bound, list[int]] = {}
         limit = offset = None
         self._make_row = self.vtable.row_maker(frozenset(self.vtable.column_index[name] for name in plan.used))
         for step, value in zip(plan.steps, constraintargs, strict=True):
@@ -295,17 +295,14 @@ class Cursor:
             elif step.kind == "bound":
                 if value is None:
                     return  # a comparison with NULL is never true
-                bounds.setdefault(self.vtable.bounds[step.name, step.how].param, []).append(
-                    self._bound_value(step, value)
-                )
+                bounds.setdefault(self.vtable.bounds[step.name, step.how], []).append(self._bound_value(step, value))
             elif step.kind == "limit":
                 limit = value
             else:
                 offset = value
-        for param, values in bounds.items():
-            bound = next(b for b in self.vtable.bounds.values() if b.param == param)
+        for bound, values in bounds.items():
             # All the comparisons hold for every row kept: the tightest is still a superset of the answer.
-            params[param] = max(values) if bound.lower else min(values)
+            params[bound.param] = max(values) if bound.lower else min(values)
         for name, option in self.vtable.options.items():
             wrong = [v for v in keys[name] if v not in option.choices]
             if wrong:
