@@ -1,4 +1,4 @@
-"""The HTTP side: one GET with retries, and lazy cursor paging. Knows nothing of SQLite.
+"""The HTTP side: one GET with retries, the writes (POST, DELETE), and lazy cursor paging. Knows nothing of SQLite.
 
 Retries are urllib3's ``Retry`` on each session's adapter, taught what the stock class lacks: the
 ``retry-after-ms`` header the OpenAI API sends; failing at once (rather than sleeping or clamping) when the
@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from ._version import __version__
@@ -57,6 +57,10 @@ BACKOFF_JITTER = 0.25
 # paging past that is broken, and an error beats an endless loop.
 MAX_PAGES = 10_000
 RETRY_STATUSES = frozenset({408, 409, 429, *range(500, 600)})
+# urllib3 retries a connection that was never made whatever the method, but a read error or a status only
+# for these: a create (POST /fine_tuning/jobs) is therefore sent again only when it never reached the server.
+READ_METHODS = frozenset({"GET"})
+REPEATABLE_METHODS = frozenset({"GET", "POST", "DELETE"})
 # A 404 is an answer about the key ("no such job"), as worth remembering as a page of data.
 CACHEABLE_STATUSES = frozenset({200, 404})
 
@@ -123,12 +127,14 @@ class Exchange:
     path: str
     query: str
     status: int | None = None
+    method: str = "GET"
     attempts: int = 1
     seconds: float = 0.0
     items: int = 0
     error: str | None = None
     cached: bool = False
     started: float = field(default_factory=time.time)
+    never_arrived: bool = False  # the connection was never made: the request provably did not reach the server
 
 
 @dataclass(frozen=True)
@@ -165,8 +171,11 @@ class Client:
         """Run in each new worker thread: requests made on it stop waiting once ``abandoned`` is set."""
         self._local.abandoned = abandoned
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
+    def _session(self, methods: frozenset[str] = READ_METHODS) -> requests.Session:
+        sessions = getattr(self._local, "sessions", None)
+        if sessions is None:
+            sessions = self._local.sessions = {}
+        session = sessions.get(methods)
         if session is None:
             session = requests.Session()
             retries = _Retry(
@@ -176,7 +185,7 @@ class Client:
                 status=self.config.max_retries,
                 other=0,
                 status_forcelist=RETRY_STATUSES,
-                allowed_methods=frozenset({"GET"}),
+                allowed_methods=methods,
                 raise_on_status=False,
                 respect_retry_after_header=True,
             )
@@ -192,7 +201,7 @@ class Client:
                 # the CA bundle it names is still honoured.
                 session.trust_env = False
                 session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-            self._local.session = session
+            sessions[methods] = session
         return session
 
     def _headers(self) -> dict[str, str]:
@@ -269,66 +278,83 @@ class Client:
         if self.cache is not None and answer.status_code in CACHEABLE_STATUSES:
             self.cache.put(key, answer.status_code, answer.content)
 
-    def _send(self, path: str, query: str, credential: Credential, exchange: Exchange, table: str) -> requests.Response:
-        """One GET through the session, its retries included; requests' errors become ours.
+    def _send(
+        self,
+        path: str,
+        query: str,
+        credential: Credential,
+        exchange: Exchange,
+        table: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        resend: bool = True,
+    ) -> requests.Response:
+        """One request (``exchange.method``) through the session, its retries included; requests' errors become
+        ours. Without ``resend`` nothing is sent twice unless the connection was never made.
 
         Our errors are raised outside the ``except`` blocks on purpose: requests' exceptions hold the prepared
         request, and with it the Authorization header, which must not ride along as ``__context__``.
         """
-        session = self._session()
+        method = exchange.method
+        session = self._session(REPEATABLE_METHODS if resend and method != "GET" else READ_METHODS)
         url = f"{self.config.base_url}{path}?{query}" if query else f"{self.config.base_url}{path}"
         timeout = (min(DEFAULT_CONNECT_TIMEOUT, self.config.timeout), self.config.timeout)
         for attempt in range(1, self.config.max_retries + 2):
             try:
-                response = session.get(url, timeout=timeout, auth=credential)
+                response = session.request(method, url, json=body, timeout=timeout, auth=credential)
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
                 # The body broke off after urllib3's retries were done with the request: retry it here.
                 reason = _reason(exc)
                 failure = "broke off before the whole answer arrived"
             except requests.exceptions.SSLError as exc:
                 error: APIError = APIConnectionError(
-                    f"{table}: GET {path}: the TLS certificate of {self.config.host} could not be verified "
+                    f"{table}: {method} {path}: the TLS certificate of {self.config.host} could not be verified "
                     f"({_reason(exc)}); behind a proxy with its own CA, point REQUESTS_CA_BUNDLE at its certificate",
                     path=path,
                     table=table,
                 )
                 break
             except requests.RequestException as exc:
-                error = self._connection_error(exc, path, table, exchange)
+                error = self._connection_error(exc, path, table, exchange, resend)
                 break
             else:
                 history = getattr(getattr(response.raw, "retries", None), "history", ())
                 exchange.attempts += len(history)
                 return response
             exchange.attempts = attempt
-            if attempt <= self.config.max_retries:
+            if attempt <= self.config.max_retries and resend:
                 pause(backoff(attempt), getattr(self._local, "abandoned", None))
                 exchange.attempts += 1
         else:
             error = APIConnectionError(
-                f"{table}: GET {path} {failure} ({reason}), {exchange.attempts} attempt(s); nothing partial "
+                f"{table}: {method} {path} {failure} ({reason}), {exchange.attempts} attempt(s); nothing partial "
                 "was used: try again",
                 path=path,
                 table=table,
             )
         raise error
 
-    def _connection_error(self, exc: requests.RequestException, path: str, table: str, exchange: Exchange) -> APIError:
-        exchange.attempts += self.config.max_retries
+    def _connection_error(
+        self, exc: requests.RequestException, path: str, table: str, exchange: Exchange, resend: bool = True
+    ) -> APIError:
         reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+        exchange.never_arrived = isinstance(exc, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError)
+        if exchange.never_arrived or resend:  # urllib3 retried it before giving up
+            exchange.attempts += self.config.max_retries
+        method = exchange.method
         # Once retries are spent, requests reports a read timeout as a ConnectionError around it.
         if isinstance(exc, requests.Timeout) or isinstance(reason, ReadTimeoutError):
             which = "connect" if isinstance(exc, requests.ConnectTimeout) else "read"
             limit = min(DEFAULT_CONNECT_TIMEOUT, self.config.timeout) if which == "connect" else self.config.timeout
             return APITimeoutError(
-                f"{table}: GET {path} got no answer within the {which} timeout of {limit:g} s, "
+                f"{table}: {method} {path} got no answer within the {which} timeout of {limit:g} s, "
                 f"{exchange.attempts} attempt(s); the API may be slow or unreachable: try again, or raise the "
                 "timeout (register(timeout=...), --timeout in the shell)",
                 path=path,
                 table=table,
             )
         return APIConnectionError(
-            f"{table}: GET {path} could not reach {self.config.host}, {exchange.attempts} attempt(s) "
+            f"{table}: {method} {path} could not reach {self.config.host}, {exchange.attempts} attempt(s) "
             f"({_reason(exc)}); check your network and OPENAI_BASE_URL",
             path=path,
             table=table,
@@ -342,29 +368,37 @@ class Client:
         credential: Credential,
         attempts: int,
         decoder: Decoder,
+        method: str = "GET",
     ) -> Any:
         if answer.status_code >= 400:
-            raise self._status_error(answer, path, table, credential, attempts)
+            raise self._status_error(answer, path, table, credential, attempts, method)
         try:
             return decoder.decode(answer.content)
         except (ValueError, csv.Error) as exc:
             snippet = self.config.scrub(answer.content[:60].decode("utf-8", "replace"))
             reason = getattr(exc, "msg", str(exc))
         raise APIResponseValidationError(
-            f"{table}: GET {path} answered {answer.status_code} with a body that is not {decoder.name} ({reason}; "
+            f"{table}: {method} {path} answered {answer.status_code} with a body that is not {decoder.name} ({reason}; "
             f"starts {snippet!r}); check OPENAI_BASE_URL points at the OpenAI API, or try again",
             path=path,
             table=table,
         )
 
     def _status_error(
-        self, answer: _Answer | requests.Response, path: str, table: str, credential: Credential, attempts: int
+        self,
+        answer: _Answer | requests.Response,
+        path: str,
+        table: str,
+        credential: Credential,
+        attempts: int,
+        method: str = "GET",
     ) -> APIStatusError:
         status = answer.status_code
         detail, code, kind = _error_envelope(answer.content)
+        verb = "read" if method == "GET" else "change"
         advice = {
             401: f"the key from {credential.source} was rejected: check it is current",
-            403: f"the key from {credential.source} may not read it with organization "
+            403: f"the key from {credential.source} may not {verb} it with organization "
             f"{self.config.organization or '(default)'} and project {self.config.project or '(default)'}: "
             "check OPENAI_ORG_ID / OPENAI_PROJECT_ID",
             404: "no such resource: check the id and OPENAI_BASE_URL",
@@ -378,11 +412,50 @@ class Client:
             )
         elif status in RETRY_STATUSES:
             advice += f" (gave up after {attempts} attempt(s))"
-        message = f"{table}: GET {path} failed with HTTP {status}"
+        message = f"{table}: {method} {path} failed with HTTP {status}"
         if detail:
             message += f": {self.config.scrub(detail)}"
         cls = status_error_class(status)
         return cls(f"{message}; {advice}", status_code=status, path=path, table=table, code=code, type=kind)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        table: str,
+        admin: bool = False,
+        resend: bool = True,
+        unknown_outcome: str = "",
+    ) -> Any:
+        """Send a write (POST or DELETE) to ``path`` (already encoded) with JSON ``body``; the decoded answer.
+
+        With ``resend`` it is retried as a GET is. Without it (a create) it is sent again only when the connection
+        was never made; when it may have reached the server and no answer says what happened (a timeout, a
+        broken connection, 408 or 5xx), ``unknown_outcome`` (how to check) is added to the error. Every cached
+        answer is dropped afterwards: what was read before may have changed. Never answered from the cache.
+        """
+        credential = self.config.credential(admin, table=table)
+        exchange = Exchange(path=path, query="", method=method)
+        start = time.monotonic()
+        try:
+            answer = self._send(path, "", credential, exchange, table, body=body, resend=resend)
+            exchange.status = answer.status_code
+            return self._check(answer, path, table, credential, exchange.attempts, JSON, method)
+        except APIError as exc:
+            exchange.error = self.config.scrub(exc.message.split("; ")[0])
+            unknown = exchange.status is None and not exchange.never_arrived
+            if not resend and unknown_outcome and (unknown or exchange.status in (408, *range(500, 600))):
+                exc.message = f"{exc.message}; {unknown_outcome}"
+                exc.args = (exc.message,)
+            raise
+        finally:
+            exchange.seconds = time.monotonic() - start
+            if self.cache is not None:
+                self.cache.clear()
+            if self.on_exchange is not None:
+                self.on_exchange(exchange)
 
 
 def _reason(exc: BaseException) -> str:

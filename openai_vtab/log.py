@@ -140,7 +140,7 @@ class LogCursor:
         return (
             seq,
             e.started,
-            "GET",
+            e.method,
             e.path,
             e.query,
             e.status,
