@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl, unquote
 
 from .errors import FakeError
 from .usage import COUNTS, UsageRoutes, clock
+from .writes import WriteRoutes
 
 __all__ = ["FakeOpenAI", "Fault", "RecordedRequest"]
 
@@ -56,7 +57,7 @@ ORGANIZATION_ROUTES = frozenset(
 )
 # Costs and usage (testing/usage.py): admin key only too.
 USAGE_ROUTES = frozenset({"costs", *(f"usage_{kind}" for kind in COUNTS)})
-ADMIN_ROUTES = frozenset({"permissions"}) | ORGANIZATION_ROUTES | USAGE_ROUTES
+ADMIN_ROUTES = frozenset({"permissions", "permission"}) | ORGANIZATION_ROUTES | USAGE_ROUTES
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ class RecordedRequest:
     params: dict[str, str]
     headers: dict[str, str]
     query: str = ""  # as sent: a repeated array parameter (group_by[]) is in params only once
+    body: bytes = b""  # a write's JSON body
+
+    def json(self) -> Any:
+        """The request's JSON body, decoded (None when it has none)."""
+        return json.loads(self.body) if self.body else None
 
 
 @dataclass
@@ -138,7 +144,7 @@ class _OrganizationState:
         return next(u for u in self.users if u["id"] == user_id)
 
 
-class FakeOpenAI(UsageRoutes):
+class FakeOpenAI(UsageRoutes, WriteRoutes):
     """The fake API server. Start it with ``with FakeOpenAI() as api:`` or ``start()``/``stop()``.
 
     ``api_key`` is the only bearer key accepted (None accepts any); when ``admin_api_key`` is set, admin routes
@@ -724,7 +730,7 @@ class FakeOpenAI(UsageRoutes):
                 return "files", ()
             case ["v1", "batches"]:
                 return "batches", ()
-        return self._route_usage(segments) or self._route_organization(segments)
+        return self._route_usage(segments) or self._route_writes(segments) or self._route_organization(segments)
 
     def _answer(self, route: str, keys: tuple[str, ...], params: dict[str, str], query: str) -> dict[str, Any] | bytes:
         state = self.state
@@ -877,23 +883,30 @@ class FakeOpenAI(UsageRoutes):
                     type="invalid_request_error",
                 )
 
-    def handle(self, method: str, raw: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes | None]:
-        """Answer one request: (status, headers, body); a body of None means drop the connection."""
+    def handle(
+        self, method: str, raw: str, headers: Mapping[str, str], payload: bytes = b""
+    ) -> tuple[int, dict[str, str], bytes | None]:
+        """Answer one request (``payload``: its body): (status, headers, body); a body of None means drop the
+        connection."""
         with self._lock:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            return self._handle(method, raw, headers)
+            return self._handle(method, raw, headers, payload)
         finally:
             with self._lock:
                 self._in_flight -= 1
 
-    def _handle(self, method: str, raw: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes | None]:
+    def _handle(
+        self, method: str, raw: str, headers: Mapping[str, str], payload: bytes
+    ) -> tuple[int, dict[str, str], bytes | None]:
         raw_path, _, query = raw.partition("?")
         segments = [unquote(s) for s in raw_path.strip("/").split("/")]
         route, keys = self._route(segments)
         params = dict(parse_qsl(query, keep_blank_values=True))
-        record = RecordedRequest(method, raw_path, "/" + "/".join(segments), route, keys, params, dict(headers), query)
+        record = RecordedRequest(
+            method, raw_path, "/" + "/".join(segments), route, keys, params, dict(headers), query, payload
+        )
         with self._lock:
             self.requests.append(record)
         if self.latency:
@@ -910,11 +923,12 @@ class FakeOpenAI(UsageRoutes):
                     return fault.status, dict(fault.headers), fault.body
                 raise FakeError(fault.status, fault.message, type="server_error" if fault.status >= 500 else "requests")
             self._authorize(route, headers)
-            if method != "GET":
-                raise FakeError(405, f"Method {method} is not allowed here.")
             if fault is not None and fault.kind == "repeat-cursor":
                 params = {k: v for k, v in params.items() if k != "after"}
-            body = self._answer(route, keys, params, query)
+            if method == "GET":
+                body = self._answer(route, keys, params, query)
+            else:
+                body = self._answer_write(method, route, keys, params, payload)
         except FakeError as error:
             if route == "unknown" and error.status == 404:
                 error.body["error"]["message"] = f"Invalid URL ({method} {raw_path})"
@@ -1086,9 +1100,13 @@ def _handler(api: FakeOpenAI) -> Callable[..., BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._serve("POST")
 
+        def do_DELETE(self) -> None:
+            self._serve("DELETE")
+
         def _serve(self, method: str) -> None:
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, extra, body = api.handle(method, self.path, headers)
+            payload = self.rfile.read(int(headers.get("content-length") or 0))
+            status, extra, body = api.handle(method, self.path, headers, payload)
             if body is None:
                 self.close_connection = True
                 self.connection.close()
