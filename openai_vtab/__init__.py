@@ -36,18 +36,21 @@ from .errors import (
     OpenAIVTabError,
     OpenAIVTabWarning,
     PaginationError,
+    PartialWriteError,
     PermissionDeniedError,
     RateLimitError,
     RegistrationClosedError,
     TableNameClashWarning,
     UnknownKeyWarning,
     UnprocessableEntityError,
+    WriteRefusedError,
     warn,
 )
 from .log import LogModule, RequestLog
 from .registration import Registration
 from .tables import TABLES, Table
 from .vtab import TableModule
+from .writes import WriteGuard
 
 __all__ = [
     "TABLES",
@@ -71,6 +74,7 @@ __all__ = [
     "OpenAIVTabError",
     "OpenAIVTabWarning",
     "PaginationError",
+    "PartialWriteError",
     "PermissionDeniedError",
     "RateLimitError",
     "Registration",
@@ -79,6 +83,7 @@ __all__ = [
     "TableNameClashWarning",
     "UnknownKeyWarning",
     "UnprocessableEntityError",
+    "WriteRefusedError",
     "__version__",
     "archive",
     "register",
@@ -110,6 +115,7 @@ def register(
     max_workers: int = DEFAULT_MAX_WORKERS,
     cache_ttl: float = DEFAULT_CACHE_TTL,
     allow_insecure_http: bool = False,
+    allow_writes: bool = False,
 ) -> Registration:
     """Make every OpenAI table available on ``connection``.
 
@@ -123,10 +129,16 @@ def register(
     ``SELECT openai_clear_cache()`` forgets it. ``allow_insecure_http`` permits a plain
     ``http://`` base URL to a host other than this machine (the key would travel in clear text).
 
+    ``allow_writes`` lets INSERT, UPDATE and DELETE on the tables that take them call the API (create, cancel,
+    pause and resume fine-tuning jobs, share checkpoints, cancel batches, delete files; README: "Changing
+    things"). Off by default: every write then fails before anything is sent. Writes from triggers and views are
+    always refused, by an authorizer that register() installs in front of the connection's own (setting
+    ``connection.authorizer`` afterwards replaces it: set yours first).
+
     ``connection`` must be an ``apsw.Connection``: the standard library's ``sqlite3`` cannot host Python
     virtual tables.
 
-    The tables are eponymous-only and read-only: they write nothing into the database file. Each is also
+    The tables are eponymous-only: they write nothing into the database file. Each is also
     available as ``openai_<name>`` (``openai_models``...), for when a table of your own has the same name: yours
     wins, and register() warns (TableNameClashWarning).
     ``openai_requests`` lists the HTTP requests the tables made (``DELETE FROM openai_requests`` empties it).
@@ -154,13 +166,21 @@ def register(
     log = RequestLog()
     cache = ResponseCache(cache_ttl) if cache_ttl > 0 else None
     client = Client(config, cache=cache, on_exchange=log.record)
-    registration = Registration(connection, client, log, max_workers=max_workers)
+    registration = Registration(connection, client, log, max_workers=max_workers, allow_writes=allow_writes)
     connection.create_module("openai_requests", LogModule(log), use_bestindex_object=True, eponymous_only=True)
     connection.create_scalar_function("openai_clear_cache", registration.clear_cache, 0)
+    connection.create_scalar_function("openai_last_insert_id", lambda: registration.last_insert_id, 0)
     for table in TABLES:
         module = TableModule(table, registration)
         for name in (table.name, ALIAS_PREFIX + table.name):
-            connection.create_module(name, module, use_bestindex_object=True, eponymous_only=True, read_only=True)
+            connection.create_module(
+                name, module, use_bestindex_object=True, eponymous_only=True, read_only=table.writes is None
+            )
+    previous = connection.authorizer
+    if isinstance(previous, WriteGuard):  # registered again: the new guard replaces the old one
+        previous = previous.previous
+    names = {name: table for table in TABLES if table.writes for name in (table.name, ALIAS_PREFIX + table.name)}
+    connection.authorizer = WriteGuard(names, registration, previous)
     _warn_about_clashes(connection)
     return registration
 

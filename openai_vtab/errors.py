@@ -11,6 +11,8 @@ The names mirror the official ``openai`` SDK so that code catching one catches t
     ├── RegistrationClosedError         a query reached the tables of a closed registration
     ├── MissingRequiredKeyError         a query cannot supply a table's required key column
     ├── InvalidKeyError                 a key value that can never be an id (a number, a blob)
+    ├── WriteRefusedError               an INSERT, UPDATE or DELETE refused before anything was sent
+    ├── PartialWriteError               a write failed after changing some objects (names them all)
     └── APIError                        anything that went wrong talking to the API
         ├── APIConnectionError          could not connect, or the connection broke
         │   └── APITimeoutError         no answer within the timeout
@@ -61,12 +63,14 @@ __all__ = [
     "OpenAIVTabError",
     "OpenAIVTabWarning",
     "PaginationError",
+    "PartialWriteError",
     "PermissionDeniedError",
     "RateLimitError",
     "RegistrationClosedError",
     "TableNameClashWarning",
     "UnknownKeyWarning",
     "UnprocessableEntityError",
+    "WriteRefusedError",
     "one_line",
     "status_error_class",
     "warn",
@@ -95,6 +99,25 @@ class MissingRequiredKeyError(OpenAIVTabError):
 
 class InvalidKeyError(OpenAIVTabError):
     """A key value has a type no id can have (an integer, a real, a blob)."""
+
+
+class WriteRefusedError(OpenAIVTabError):
+    """An INSERT, UPDATE or DELETE the tables refuse before sending anything: writes are off (the default), the
+    table does not take that write, or a trigger or view tried to write."""
+
+
+class PartialWriteError(OpenAIVTabError):
+    """A write statement failed after some of its API calls succeeded; SQLite cannot undo those.
+
+    ``changed`` are the ids changed (or created) before the failure, ``unchanged`` those the statement matched
+    but did not change (the failing one first), ``error`` the failure itself (also ``__cause__``).
+    """
+
+    def __init__(self, message: str, *, changed: list[str], unchanged: list[str], error: BaseException) -> None:
+        super().__init__(message)
+        self.changed = changed
+        self.unchanged = unchanged
+        self.error = error
 
 
 class APIError(OpenAIVTabError):

@@ -54,19 +54,33 @@ class Registration:
     their sources, keys masked); ``log``, the request log behind the ``openai_requests`` table (``log.sent``
     requests sent, ``log.items`` rows received, ``log.entries()``); ``max_workers``, the keys fetched at once;
     ``on_wait``, callbacks run about every 100 ms while a query waits for the network (the shell draws progress
-    there; raising from one aborts the query). ``client`` and ``single_key_scans`` serve the package's own
-    shell.
+    there; raising from one aborts the query). ``allow_writes``: whether INSERT, UPDATE and DELETE may call the
+    API; ``on_change``, callbacks given one line per object a write changed (the shell prints them);
+    ``last_insert_id``, the id of the object the last INSERT created. ``client`` and ``single_key_scans`` serve
+    the package's own shell.
 
     It is a context manager: ``with openai_vtab.register(db) as registration:`` closes it at the end of the
     block (see ``close()``). The worker threads start with the first query that fetches, not before.
     """
 
-    def __init__(self, connection: apsw.Connection, client: Client, log: RequestLog, *, max_workers: int) -> None:
+    def __init__(
+        self,
+        connection: apsw.Connection,
+        client: Client,
+        log: RequestLog,
+        *,
+        max_workers: int,
+        allow_writes: bool = False,
+    ) -> None:
         self.client = client
         self.config = client.config
         self.log = log
         self.max_workers = max_workers
+        self.allow_writes = allow_writes
         self.on_wait: list[Callable[[], None]] = []
+        self.on_change: list[Callable[[str], None]] = []
+        # The id of the object the last INSERT created (SELECT openai_last_insert_id()).
+        self.last_insert_id: str | None = None
         # Per table, the scans that received a single key (a join's inner loop) rather than an IN set: the
         # shell reads it to suggest the concurrent IN form when a statement fetched many keys one by one.
         self.single_key_scans: Counter[str] = Counter()

@@ -21,7 +21,6 @@ Planning follows rules found by experiment (DESIGN.md has the list):
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,11 +30,20 @@ from typing import Any
 import apsw
 
 from .client import Pager
-from .errors import GoneWarning, InvalidKeyError, MissingRequiredKeyError, NotFoundError, UnknownKeyWarning, warn
+from .errors import (
+    GoneWarning,
+    InvalidKeyError,
+    MissingRequiredKeyError,
+    NotFoundError,
+    UnknownKeyWarning,
+    WriteRefusedError,
+    warn,
+)
 from .fetch import RowStream, Source
 from .registration import Registration
 from .rows import Row, row_maker
 from .tables import Bound, Table
+from .writes import ALLOW_WRITES, TableWriter, stable_rowid
 
 __all__ = ["Plan", "Step", "TableModule"]
 
@@ -176,6 +184,7 @@ class VirtualTable:
         self.whole_in = whole_in_sets_work()
         self._plans: dict[str, Plan] = {}
         self._row_makers: dict[frozenset[int], Callable[[dict[str, Any], tuple[Any, ...]], Row]] = {}
+        self.writer = TableWriter(table, registration, self.names) if table.writes is not None else None
 
     def plan(self, text: str) -> Plan:
         """The plan an idxStr describes (parsed once: Filter runs again for every row of an outer loop)."""
@@ -259,6 +268,48 @@ class VirtualTable:
     def Disconnect(self) -> None:  # noqa: N802
         """The connection is closing (or the table was registered again): stop what is still fetching."""
         self.registration.abandon()
+
+    # Writes: only tables that declare some are registered writable, and WriteGuard has refused at prepare time
+    # whatever may not run; writes.py does the rest.
+
+    def UpdateInsertRow(self, rowid: int | None, fields: tuple[Any, ...]) -> int:  # noqa: N802
+        """INSERT: create the object the row describes; its rowid."""
+        return self._writer().insert(fields)
+
+    def UpdateChangeRow(self, row: int, newrowid: int, fields: tuple[Any, ...]) -> None:  # noqa: N802
+        """UPDATE of one row (its status)."""
+        self._writer().change(row, fields)
+
+    def UpdateDeleteRow(self, rowid: int) -> None:  # noqa: N802
+        """DELETE of one row."""
+        self._writer().delete(rowid)
+
+    def Begin(self) -> None:  # noqa: N802
+        """A write transaction starts."""
+        if self.writer is not None:
+            self.writer.begin()
+
+    def Sync(self) -> None:  # noqa: N802
+        """Nothing to flush: every write was sent when SQLite asked for it."""
+
+    def Commit(self) -> None:  # noqa: N802
+        """The write transaction ended."""
+        if self.writer is not None:
+            self.writer.end()
+
+    def Rollback(self) -> None:  # noqa: N802
+        """The write transaction failed; the API calls already made stay made (SQLite cannot undo them)."""
+        if self.writer is not None:
+            self.writer.end()
+
+    def _writer(self) -> TableWriter:
+        # The guard refuses writes while they are off; this holds if a user's own authorizer replaced it.
+        if self.writer is None or not self.registration.allow_writes:
+            raise WriteRefusedError(
+                f"{self.table.name}: writes to the OpenAI API are off, so nothing was sent: allow them with "
+                f"{ALLOW_WRITES}"
+            )
+        return self.writer
 
 
 class Cursor:
@@ -449,8 +500,11 @@ class Cursor:
     def Rowid(self) -> int:  # noqa: N802
         """A stable 63-bit id from the keys and the row's identity (its id), the same in every Filter call."""
         row = self._rows[self._pos]
-        ident = "\x00".join((*row[self._ncols :], *(str(row[i]) for i in self._identity)))
-        return int.from_bytes(hashlib.blake2b(ident.encode(), digest_size=8).digest(), "big") >> 1
+        rowid = stable_rowid((*row[self._ncols :], *(str(row[i]) for i in self._identity)))
+        writer = self.vtable.writer
+        if writer is not None and writer.recording:
+            writer.saw(rowid, row)
+        return rowid
 
     def Close(self) -> None:  # noqa: N802
         """Release the scan."""

@@ -343,7 +343,7 @@ def test_nothing_is_written_into_the_database_file(api: FakeOpenAI, connect, tmp
         ("job_checkpoints", "INSERT INTO job_checkpoints(id) VALUES ('x')"),
         ("job_checkpoints", "UPDATE job_checkpoints SET id = 'y' WHERE fine_tuning_job_id = 'ftjob-a'"),
         ("job_checkpoints", "DELETE FROM job_checkpoints WHERE fine_tuning_job_id = 'ftjob-a'"),
-        ("fine_tuning_jobs", "DELETE FROM fine_tuning_jobs"),
+        ("models", "DELETE FROM models"),
     ],
 )
 def test_writes_fail_with_a_clear_message(api: FakeOpenAI, db: apsw.Connection, table: str, sql: str) -> None:

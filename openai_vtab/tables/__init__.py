@@ -6,7 +6,7 @@ never a change to the engine.
 
 from __future__ import annotations
 
-from .declare import COLUMN_TYPES, Bound, Column, Option, Table
+from .declare import COLUMN_TYPES, Bound, Column, Option, Table, Writes
 from .fine_tuning import checkpoint_permissions, fine_tuning_jobs, job_checkpoints, job_events, job_metrics
 from .organization import (
     audit_logs,
@@ -42,6 +42,7 @@ __all__ = [
     "Column",
     "Option",
     "Table",
+    "Writes",
     "audit_logs",
     "batches",
     "checkpoint_permissions",

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..paging import AFTER_CURSOR, JSON, Decoder, Follow, Paging
 
-__all__ = ["COLUMN_TYPES", "Bound", "Column", "Option", "Table"]
+__all__ = ["COLUMN_TYPES", "Bound", "Column", "Option", "Table", "Writes"]
 
 COLUMN_TYPES = ("TEXT", "INTEGER", "REAL", "JSON")
 LOWER_OPS = frozenset({">", ">=", "="})
@@ -94,6 +94,48 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Writes:
+    """The writes a table takes, each one API call per row; ``writes.py`` runs them and refuses anything else.
+
+    ``noun`` names one row in messages (``fine-tuning job``). ``create``: INSERT sends POST to this path (a
+    ``{key}`` is the row's hidden key column) with a JSON body of the ``create_columns`` the row gives (JSON
+    columns as objects; a column in ``as_list`` goes as a one-item list under that name, ``project_id`` ->
+    ``project_ids``); ``required`` columns must be given; ``created`` is where the answer holds the new objects
+    (``""``: the answer is the object). A create is never sent twice unless the connection was never made;
+    ``check`` is the SQL that shows whether one that got no clear answer happened. ``status``: ``UPDATE ... SET
+    status = value`` sends POST to the path for that value (``{id}``: the row's id). ``delete``: DELETE sends
+    DELETE to this path (``{id}`` and keys from the row).
+    """
+
+    noun: str
+    create: str | None = None
+    create_columns: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    as_list: Mapping[str, str] = field(default_factory=dict)
+    created: str = ""
+    check: str = ""
+    status: Mapping[str, str] = field(default_factory=dict)
+    delete: str | None = None
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        """The SQL statements the table takes, for messages and docs: INSERT, UPDATE and/or DELETE."""
+        taken = (("INSERT", self.create), ("UPDATE", self.status), ("DELETE", self.delete))
+        return tuple(name for name, given in taken if given)
+
+    def describe(self) -> str:
+        """What the table takes, in words: ``INSERT (model, training_file, ...), UPDATE SET status = 'cancelled'``."""
+        parts = []
+        if self.create:
+            parts.append(f"INSERT ({', '.join(self.create_columns)})")
+        if self.status:
+            parts.append(f"UPDATE SET status = {' | '.join(repr(value) for value in self.status)}")
+        if self.delete:
+            parts.append("DELETE")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class Table:
     """An OpenAI endpoint as a read-only SQL table.
 
@@ -104,7 +146,8 @@ class Table:
     decodes an answer and ``items`` says where its rows are. ``follow``: the rows are in a resource the answer names
     (a job's result file). ``identity`` names the columns that tell rows of one key apart (rowids derive from
     them). ``key_doc`` describes the key columns for the README and for error messages. ``admin`` endpoints are
-    called with the admin key (OPENAI_ADMIN_KEY) when one is set.
+    called with the admin key (OPENAI_ADMIN_KEY) when one is set. ``writes``: what INSERT, UPDATE and DELETE
+    send (``Writes``), for tables that take any; only with ``register(allow_writes=True)``.
     """
 
     name: str
@@ -122,6 +165,7 @@ class Table:
     follow: Follow | None = None
     identity: tuple[str, ...] = ("id",)
     admin: bool = False
+    writes: Writes | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns] + list(self.hidden)
@@ -130,6 +174,10 @@ class Table:
         missing = [name for name in self.identity if name not in names]
         if missing or not self.identity:
             raise ValueError(f"table {self.name}: identity {self.identity} names no columns {missing}")
+        if self.writes is not None:
+            named = set(self.writes.create_columns) | set(self.writes.required) | set(self.writes.as_list)
+            if named - set(names) or (self.writes.status and "status" not in names):
+                raise ValueError(f"table {self.name}: writes name columns it lacks: {sorted(named - set(names))}")
 
     @property
     def keys(self) -> tuple[str, ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..paging import CSV, NO_PAGING, Follow
-from .declare import Column, Table
+from .declare import Column, Table, Writes
 
 __all__ = ["checkpoint_permissions", "fine_tuning_jobs", "job_checkpoints", "job_events", "job_metrics"]
 
@@ -60,8 +60,35 @@ fine_tuning_jobs = Table(
         Column("integrations", "JSON", doc="Integrations such as Weights and Biases."),
         Column("metadata", "JSON", doc="Key-value pairs attached to the job."),
         Column("result_files", "JSON", doc="File ids of the result files."),
+        Column(
+            "suffix",
+            source="user_provided_suffix",
+            doc="The suffix of the model name, as INSERT takes it (the same value as user_provided_suffix).",
+        ),
     ),
     example="SELECT id, model, status, trained_tokens FROM fine_tuning_jobs WHERE status = 'succeeded'",
+    writes=Writes(
+        noun="fine-tuning job",
+        create="/fine_tuning/jobs",
+        create_columns=(
+            "model",
+            "training_file",
+            "validation_file",
+            "suffix",
+            "seed",
+            "method",
+            "metadata",
+            "hyperparameters",
+            "integrations",
+        ),
+        required=("model", "training_file"),
+        check="SELECT id, status, training_file, created_at FROM fine_tuning_jobs ORDER BY created_at DESC LIMIT 5",
+        status={
+            "cancelled": "/fine_tuning/jobs/{id}/cancel",
+            "paused": "/fine_tuning/jobs/{id}/pause",
+            "running": "/fine_tuning/jobs/{id}/resume",
+        },
+    ),
 )
 
 job_events = Table(
@@ -138,4 +165,14 @@ checkpoint_permissions = Table(
     "JOIN checkpoint_permissions p ON p.fine_tuned_model_checkpoint = c.fine_tuned_model_checkpoint "
     "WHERE c.fine_tuning_job_id IN (SELECT id FROM fine_tuning_jobs WHERE status = 'succeeded')",
     admin=True,
+    writes=Writes(
+        noun="checkpoint permission",
+        create="/fine_tuning/checkpoints/{fine_tuned_model_checkpoint}/permissions",
+        create_columns=("project_id",),
+        required=("fine_tuned_model_checkpoint", "project_id"),
+        as_list={"project_id": "project_ids"},
+        created="data[]",
+        check="SELECT id, project_id, created_at FROM checkpoint_permissions('{fine_tuned_model_checkpoint}')",
+        delete="/fine_tuning/checkpoints/{fine_tuned_model_checkpoint}/permissions/{id}",
+    ),
 )

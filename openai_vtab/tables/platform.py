@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..paging import NO_PAGING
-from .declare import Column, Table
+from .declare import Column, Table, Writes
 
 __all__ = ["batches", "files", "models"]
 
@@ -45,6 +45,7 @@ files = Table(
     ),
     example="SELECT filename, bytes FROM files WHERE purpose = 'fine-tune' ORDER BY created_at DESC",
     page_size=10_000,
+    writes=Writes(noun="file", delete="/files/{id}"),
 )
 
 batches = Table(
@@ -77,4 +78,5 @@ batches = Table(
     ),
     example="SELECT id, status, json_extract(request_counts, '$.failed') AS failed FROM batches "
     "WHERE status != 'completed'",
+    writes=Writes(noun="batch", status={"cancelled": "/batches/{id}/cancel"}),
 )

@@ -1,0 +1,275 @@
+"""What INSERT, UPDATE and DELETE on the OpenAI tables send, and the guard that keeps them opt-in.
+
+A table says which writes it takes in its declaration (``tables/declare.py``: ``Writes``); this module runs
+them, one API call per row, and refuses everything else:
+
+* ``WriteGuard`` is the connection's authorizer. It runs when a statement is prepared, so a refused write sends
+  nothing, not even the GETs that would find its rows: every write while writes are off (the default), a write
+  a table does not declare (an UPDATE of any column but ``status``), and any write from inside a trigger or a
+  view, which would otherwise fire API calls behind the user's back. Reads through views stay allowed. It
+  passes everything else on to the authorizer the connection had before.
+* ``TableWriter`` turns SQLite's per-row calls into API calls. SQLite finds every row an UPDATE or DELETE
+  matches before it changes the first, and asks each one's rowid: the writer records those rows, so when the
+  call for one row fails it can say which ids were changed and which were not. SQLite cannot undo an API call,
+  so nothing claims a rollback: a ``PartialWriteError`` names both lists.
+* A create (POST) is never sent twice unless the connection was never made (``Client.send``), and an error that
+  leaves its outcome unknown says how to check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import apsw
+
+from .client import encode_path
+from .errors import OpenAIVTabError, PartialWriteError, WriteRefusedError
+from .paging import items_at
+
+if TYPE_CHECKING:
+    from .registration import Registration
+    from .tables import Table, Writes
+
+__all__ = ["TableWriter", "WriteGuard", "stable_rowid"]
+
+ALLOW_WRITES = "register(db, allow_writes=True) in Python, --allow-writes in the shell"
+# A failure message lists at most this many ids of each kind; the exception carries them all.
+MAX_IDS_SHOWN = 50
+_WRITE_OPS = {apsw.SQLITE_INSERT: "INSERT", apsw.SQLITE_UPDATE: "UPDATE", apsw.SQLITE_DELETE: "DELETE"}
+
+Authorizer = Callable[[int, str | None, str | None, str | None, str | None], int]
+
+
+def stable_rowid(parts: Iterable[str]) -> int:
+    """A rowid from the keys and identity of a row: 63 bits of a hash, the same in every scan and statement."""
+    ident = "\x00".join(parts)
+    return int.from_bytes(hashlib.blake2b(ident.encode(), digest_size=8).digest(), "big") >> 1
+
+
+class WriteGuard:
+    """The authorizer that refuses, at prepare time, every write to ``tables`` that may not run.
+
+    ``tables`` maps each name a table that takes writes is registered under (its name and its ``openai_`` alias)
+    to the table;
+    ``previous`` is the connection's authorizer before this one, asked about everything this one lets through.
+    """
+
+    def __init__(self, tables: Mapping[str, Table], registration: Registration, previous: Authorizer | None) -> None:
+        self.tables = tables
+        self.registration = registration
+        self.previous = previous
+
+    def __call__(self, op: int, p1: str | None, p2: str | None, database: str | None, trigger: str | None) -> int:
+        """SQLite's authorizer callback: raises WriteRefusedError for a refused write, else asks ``previous``."""
+        table = self.tables.get(p1 or "") if op in _WRITE_OPS else None
+        # A table that takes no writes is not in ``tables``: registered read-only, SQLite itself refuses it.
+        if table is not None:
+            self._check(_WRITE_OPS[op], table, p1 or table.name, p2, trigger)
+        return self.previous(op, p1, p2, database, trigger) if self.previous is not None else apsw.SQLITE_OK
+
+    def _check(self, statement: str, table: Table, name: str, column: str | None, trigger: str | None) -> None:
+        writes = table.writes
+        if trigger is not None:
+            raise WriteRefusedError(
+                f"{name}: {statement} from inside the trigger or view {trigger!r} refused: a write to the OpenAI "
+                "API must be a statement you run yourself, so nothing was sent; run the "
+                f"{statement} directly (drop the trigger or view if it is not needed)"
+            )
+        assert writes is not None
+        if statement not in writes.statements:
+            raise WriteRefusedError(
+                f"{name} takes no {statement}, so nothing was sent: it takes {writes.describe()} (README: "
+                "Changing things)"
+            )
+        if not self.registration.allow_writes:
+            raise WriteRefusedError(
+                f"{name}: {statement} refused: writes to the OpenAI API are off, so nothing was sent (they spend "
+                f"money and delete data, so they are opt-in): allow them with {ALLOW_WRITES}"
+            )
+        if statement == "UPDATE" and column != "status":
+            values = ", ".join(repr(value) for value in writes.status)
+            raise WriteRefusedError(
+                f"{name}: UPDATE of {column} refused, so nothing was sent: only status can be set, to {values} "
+                f"(UPDATE {table.name} SET status = {next(iter(writes.status))!r} WHERE ...)"
+            )
+
+
+class TableWriter:
+    """Sends the writes of one virtual table: SQLite calls ``insert``, ``change`` and ``delete`` once per row.
+
+    ``names`` are the table's column names in SQLite's order (visible, then hidden). Between ``begin()`` and
+    ``end()`` (SQLite's xBegin and xCommit or xRollback) the cursors report every row whose rowid SQLite asks
+    (``saw``): the rows a statement matched.
+    """
+
+    def __init__(self, table: Table, registration: Registration, names: list[str]) -> None:
+        assert table.writes is not None
+        self.table = table
+        self.writes: Writes = table.writes
+        self.registration = registration
+        self.names = names
+        self.recording = False
+        self._matched: dict[int, tuple[Any, ...]] = {}
+        self._changed: dict[int, str] = {}  # rowid -> id, in the order the calls succeeded
+        self._inserted = 0
+
+    def begin(self) -> None:
+        """A write transaction starts: record the rows it matches."""
+        self.recording = True
+        self._matched.clear()
+        self._changed.clear()
+        self._inserted = 0
+
+    def end(self) -> None:
+        """The transaction ended (committed or rolled back: the API calls made stay made either way)."""
+        self.recording = False
+        self._matched.clear()
+        self._changed.clear()
+
+    def saw(self, rowid: int, row: tuple[Any, ...]) -> None:
+        """A cursor's row whose rowid SQLite asked while a write runs: one the statement matched."""
+        self._matched.setdefault(rowid, row)
+
+    def insert(self, fields: tuple[Any, ...]) -> int:
+        """INSERT of one row: POST the create; the new object's rowid."""
+        row = dict(zip(self.names, fields, strict=True))
+        self._inserted += 1
+        try:
+            body = self._create_body(row)
+            answer = self.registration.client.send(
+                "POST",
+                encode_path(self.writes.create or "", _texts(row)),
+                body,
+                table=self.table.name,
+                admin=self.table.admin,
+                resend=False,
+                unknown_outcome=self._unknown_outcome(row),
+            )
+        except OpenAIVTabError as error:
+            self._fail("INSERT", f"row {self._inserted}", [f"row {self._inserted} and any after it"], error)
+        created = items_at(answer, self.writes.created) if self.writes.created else [answer]
+        ids = [item.get("id") for item in created or [] if isinstance(item, dict)]
+        new_id = str(ids[-1]) if ids and ids[-1] is not None else ""
+        self.registration.last_insert_id = new_id
+        rowid = stable_rowid((*_texts(row, self.table.keys).values(), new_id))
+        self._changed[rowid] = new_id
+        self._report(f"created {new_id}", created[-1] if created else None)
+        return rowid
+
+    def change(self, rowid: int, fields: tuple[Any, ...]) -> None:
+        """UPDATE of one row (only ``status`` can be set: the guard saw to it): POST the status's call."""
+        row = dict(zip(self.names, fields, strict=True))
+        self._matched.setdefault(rowid, fields)
+        status = row.get("status")
+        template = self.writes.status.get(status) if isinstance(status, str) else None
+        if template is None:
+            values = ", ".join(repr(value) for value in self.writes.status)
+            refused = WriteRefusedError(
+                f"{self.table.name}: status cannot be set to {status!r} ({row.get('id')}): it takes only {values}, "
+                f"which send {', '.join(self.writes.status.values())}; nothing was sent for it"
+            )
+            self._fail("UPDATE", str(row.get("id")), self._unchanged(str(row.get("id"))), refused)
+        self._call(rowid, row, "UPDATE", "POST", template, f"set to {status}")
+
+    def delete(self, rowid: int) -> None:
+        """DELETE of one row, known by the rowid its scan gave: send the DELETE."""
+        fields = self._matched.get(rowid)
+        if fields is None:  # SQLite always asks a row's rowid before deleting it; this guards against a change
+            raise WriteRefusedError(
+                f"{self.table.name}: DELETE of a row this statement did not read, so nothing was sent for it: "
+                "report this with the statement"
+            )
+        row = dict(zip(self.names, fields, strict=True))
+        self._call(rowid, row, "DELETE", "DELETE", self.writes.delete or "", "deleted")
+
+    def _call(self, rowid: int, row: dict[str, Any], statement: str, method: str, template: str, done: str) -> None:
+        ident = str(row.get("id"))
+        try:
+            answer = self.registration.client.send(
+                method, encode_path(template, _texts(row)), table=self.table.name, admin=self.table.admin
+            )
+        except OpenAIVTabError as error:
+            self._fail(statement, ident, self._unchanged(ident), error)
+        self._changed[rowid] = ident
+        self._report(f"{ident} {done}", answer)
+
+    def _create_body(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The create's JSON body from the columns the INSERT gave, checked before anything is sent."""
+        writes = self.writes
+        takes = ", ".join(writes.create_columns)
+        given = {name for name, value in row.items() if value is not None}
+        extra = sorted(given - set(writes.create_columns) - set(self.table.keys))
+        missing = [name for name in writes.required if name not in given]
+        if extra or missing:
+            what = f"{', '.join(extra)} cannot be given" if extra else f"{', '.join(missing)} must be given"
+            raise WriteRefusedError(
+                f"{self.table.name}: INSERT refused, so nothing was sent: {what}; an INSERT takes {takes}"
+                + (f" (required: {', '.join(writes.required)})" if writes.required else "")
+            )
+        types = {column.name: column.type for column in self.table.columns}
+        body: dict[str, Any] = {}
+        for name in writes.create_columns:
+            value = row.get(name)
+            if value is None:
+                continue
+            if types.get(name) == "JSON" and isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError as error:
+                    raise WriteRefusedError(
+                        f"{self.table.name}: INSERT refused, so nothing was sent: {name} is not JSON ({error}): "
+                        f"""give it as JSON text, e.g. json_object('type', 'supervised')"""
+                    ) from None
+            if name in writes.as_list:
+                body[writes.as_list[name]] = [value]
+            else:
+                body[name] = value
+        return body
+
+    def _unknown_outcome(self, row: dict[str, Any]) -> str:
+        check = self.writes.check.format(**{k: str(v).replace("'", "''") for k, v in _texts(row).items()})
+        return (
+            f"the {self.writes.noun} may have been created anyway, and it was not sent again (that could create "
+            f"it twice): check with {check} before you insert it again"
+        )
+
+    def _unchanged(self, failed: str) -> list[str]:
+        """The ids matched but not changed, the one that failed first."""
+        id_index = self.names.index("id")
+        rest = [str(row[id_index]) for rowid, row in self._matched.items() if rowid not in self._changed]
+        return [failed, *(ident for ident in rest if ident != failed)]
+
+    def _fail(self, statement: str, at: str, unchanged: list[str], error: OpenAIVTabError) -> NoReturn:
+        """Raise the error of a failed row: itself when nothing was changed yet, else one naming both lists."""
+        changed = list(self._changed.values())
+        if not changed:
+            raise error
+        verb = "created" if statement == "INSERT" else "changed"
+        raise PartialWriteError(
+            f"{self.table.name}: {statement} failed at {at} after {len(changed)} {self.writes.noun}(s) were "
+            f"{verb}. SQLite cannot undo API calls, so nothing was rolled back: {verb}: {_ids(changed)}; not "
+            f"{verb}: {_ids(unchanged)}. The failure: {error}",
+            changed=changed,
+            unchanged=unchanged,
+            error=error,
+        ) from error
+
+    def _report(self, what: str, answer: Any) -> None:
+        status = answer.get("status") if isinstance(answer, dict) else None
+        line = f"{self.table.name}: {what}" + (f" (status now {status})" if isinstance(status, str) else "")
+        for hook in self.registration.on_change:
+            hook(line)
+
+
+def _texts(row: Mapping[str, Any], names: Iterable[str] | None = None) -> dict[str, str]:
+    """The row's non-NULL values as text, for URL paths (``encode_path`` percent-encodes them)."""
+    wanted = row.keys() if names is None else names
+    return {name: str(row[name]) for name in wanted if row.get(name) is not None}
+
+
+def _ids(ids: list[str]) -> str:
+    shown = ", ".join(ids[:MAX_IDS_SHOWN]) or "none"
+    return shown + (f" and {len(ids) - MAX_IDS_SHOWN} more" if len(ids) > MAX_IDS_SHOWN else "")

@@ -1,0 +1,364 @@
+"""Writes (opt-in): INSERT, UPDATE and DELETE send creates, cancels, pauses, resumes and deletes to the API.
+
+Each test states the SQL and the requests it expects the fake to have received.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import apsw
+import pytest
+
+import openai_vtab
+from openai_vtab.testing import FakeOpenAI
+
+Connect = Callable[..., apsw.Connection]
+ADMIN = "sk-admin-test-000000000000"
+
+
+def writes(api: FakeOpenAI) -> list[tuple[str, str]]:
+    """(method, path) of every request but the GETs."""
+    return [(r.method, r.path) for r in api.requests if r.method != "GET"]
+
+
+@pytest.fixture
+def wdb(connect: Connect) -> apsw.Connection:
+    """A connection with writes allowed."""
+    return connect(allow_writes=True)
+
+
+def checkpoint(api: FakeOpenAI) -> str:
+    job = api.add_job()
+    return api.add_checkpoint(job["id"], 10, {"train_loss": 1.0})["fine_tuned_model_checkpoint"]
+
+
+# -- off by default ------------------------------------------------------------------------------------
+
+
+def test_every_write_is_refused_by_default_and_sends_nothing(api: FakeOpenAI, db: apsw.Connection) -> None:
+    job = api.add_job(status="running")
+    ckpt = checkpoint(api)
+    api.add_batch(status="in_progress")
+    api.add_file("train.jsonl")
+    statements = [
+        "UPDATE fine_tuning_jobs SET status = 'cancelled'",
+        f"INSERT INTO fine_tuning_jobs(model, training_file) VALUES ('gpt-4o-mini', '{job['training_file']}')",
+        f"INSERT INTO checkpoint_permissions(fine_tuned_model_checkpoint, project_id) VALUES ('{ckpt}', 'proj_a')",
+        f"DELETE FROM checkpoint_permissions WHERE fine_tuned_model_checkpoint = '{ckpt}' AND id = 'cp_x'",
+        "UPDATE batches SET status = 'cancelled'",
+        "DELETE FROM files",
+        "DELETE FROM openai_files",
+    ]
+    api.clear()
+    for sql in statements:
+        with pytest.raises(openai_vtab.WriteRefusedError, match=r"writes to the OpenAI API are off.*allow_writes=True"):
+            db.execute(sql)
+    assert api.requests == []
+
+
+def test_a_table_without_writes_stays_read_only(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    with pytest.raises(apsw.SQLError, match="models may not be modified"):
+        wdb.execute("DELETE FROM models")
+    with pytest.raises(apsw.SQLError, match="models may not be modified"):
+        wdb.execute("INSERT INTO models(id) VALUES ('x')")
+    with pytest.raises(openai_vtab.WriteRefusedError, match=r"files takes no UPDATE.*it takes DELETE"):
+        wdb.execute("UPDATE files SET status = 'x'")
+    with pytest.raises(openai_vtab.WriteRefusedError, match=r"fine_tuning_jobs takes no DELETE.*UPDATE SET status"):
+        wdb.execute("DELETE FROM fine_tuning_jobs")
+    assert api.requests == []
+
+
+# -- fine-tuning jobs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("before", "status", "action"),
+    [("running", "cancelled", "cancel"), ("running", "paused", "pause"), ("paused", "running", "resume")],
+)
+def test_update_status_sends_the_jobs_action(
+    api: FakeOpenAI, wdb: apsw.Connection, before: str, status: str, action: str
+) -> None:
+    job = api.add_job(status=before)
+    other = api.add_job(status="succeeded")
+    api.clear()
+    wdb.execute("UPDATE fine_tuning_jobs SET status = ? WHERE id = ?", (status, job["id"]))
+    assert writes(api) == [("POST", f"/v1/fine_tuning/jobs/{job['id']}/{action}")]
+    assert api.state.jobs[job["id"]]["status"] == status
+    assert api.state.jobs[other["id"]]["status"] == "succeeded"
+    # The cache answered the scan before; after the write it must not hide the change.
+    assert wdb.execute("SELECT status FROM fine_tuning_jobs WHERE id = ?", (job["id"],)).fetchall() == [(status,)]
+
+
+def test_update_of_another_column_is_refused_before_anything_is_sent(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    api.add_job(status="running")
+    with pytest.raises(openai_vtab.WriteRefusedError, match=r"UPDATE of model refused.*only status can be set"):
+        wdb.execute("UPDATE fine_tuning_jobs SET model = 'x', status = 'cancelled'")
+    assert api.requests == []
+
+
+def test_update_to_another_status_sends_no_write(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    job = api.add_job(status="running")
+    with pytest.raises(openai_vtab.WriteRefusedError, match=r"status cannot be set to 'succeeded'.*'cancelled'"):
+        wdb.execute("UPDATE fine_tuning_jobs SET status = 'succeeded'")
+    assert writes(api) == []
+    assert api.state.jobs[job["id"]]["status"] == "running"
+
+
+def test_insert_creates_a_job_with_json_columns_as_objects(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    valid = api.add_file("valid.jsonl")["id"]
+    wdb.execute(
+        "INSERT INTO fine_tuning_jobs(model, training_file, validation_file, suffix, seed, method, metadata, "
+        "hyperparameters, integrations) VALUES ('gpt-4o-mini', ?, ?, 'v2', 7, json_object('type', 'supervised'), "
+        "json_object('team', 'search'), NULL, json_array())",
+        (train, valid),
+    )
+    (request,) = [r for r in api.requests if r.method == "POST"]
+    assert request.path == "/v1/fine_tuning/jobs"
+    assert request.json() == {
+        "model": "gpt-4o-mini",
+        "training_file": train,
+        "validation_file": valid,
+        "suffix": "v2",
+        "seed": 7,
+        "method": {"type": "supervised"},
+        "metadata": {"team": "search"},
+        "integrations": [],
+    }
+    (new_id,) = [job_id for job_id, job in api.state.jobs.items() if job["training_file"] == train]
+    assert wdb.execute("SELECT openai_last_insert_id()").fetchone() == (new_id,)
+    assert wdb.execute("SELECT status, suffix FROM fine_tuning_jobs WHERE id = openai_last_insert_id()").fetchall() == [
+        ("validating_files", "v2")
+    ]
+
+
+def test_insert_select_creates_one_job_per_row(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    files = [api.add_file(f"train-{i}.jsonl")["id"] for i in range(3)]
+    wdb.execute("CREATE TEMP TABLE my_plan(model, training_file, seed)")
+    wdb.executemany("INSERT INTO my_plan VALUES ('gpt-4o-mini', ?, ?)", [(f, i) for i, f in enumerate(files)])
+    wdb.execute(
+        "INSERT INTO fine_tuning_jobs(model, training_file, seed) SELECT model, training_file, seed FROM my_plan"
+    )
+    sent = [r.json() for r in api.requests if r.method == "POST"]
+    assert sorted((body["training_file"], body["seed"]) for body in sent) == sorted(zip(files, range(3), strict=True))
+    assert sorted(job["training_file"] for job in api.state.jobs.values()) == sorted(files)
+
+
+@pytest.mark.parametrize(
+    ("columns", "values", "message"),
+    [
+        ("model, training_file, status", "'gpt-4o-mini', 'file-x', 'running'", "status cannot be given"),
+        ("model", "'gpt-4o-mini'", "training_file must be given"),
+        ("model, training_file, method", "'gpt-4o-mini', 'file-x', '{oops'", "method is not JSON"),
+    ],
+)
+def test_a_wrong_insert_is_refused_before_anything_is_sent(
+    api: FakeOpenAI, wdb: apsw.Connection, columns: str, values: str, message: str
+) -> None:
+    with pytest.raises(openai_vtab.WriteRefusedError, match=message):
+        wdb.execute(f"INSERT INTO fine_tuning_jobs({columns}) VALUES ({values})")
+    assert api.requests == []
+
+
+# -- safety: creates are never sent twice, partial failures say what happened ------------------------------
+
+
+def test_a_create_that_fails_after_the_server_made_the_job_is_not_sent_again(
+    api: FakeOpenAI, wdb: apsw.Connection
+) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    api.fail_after_write("jobs", 500, times=5)
+    with pytest.raises(openai_vtab.InternalServerError) as caught:
+        wdb.execute("INSERT INTO fine_tuning_jobs(model, training_file) VALUES ('gpt-4o-mini', ?)", (train,))
+    message = str(caught.value)
+    assert "POST /fine_tuning/jobs failed with HTTP 500" in message
+    assert "may have been created anyway, and it was not sent again" in message
+    assert "SELECT id, status, training_file, created_at FROM fine_tuning_jobs" in message
+    assert writes(api) == [("POST", "/v1/fine_tuning/jobs")]
+    assert [job["training_file"] for job in api.state.jobs.values()] == [train]  # the job exists, once
+
+
+def test_a_create_that_times_out_is_not_sent_again(api: FakeOpenAI, connect: Connect) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    api.inject("hang", seconds=1, match="/fine_tuning/jobs", times=5)
+    db = connect(allow_writes=True, timeout=0.3)
+    with pytest.raises(openai_vtab.APITimeoutError, match=r"1 attempt.*may have been created anyway"):
+        db.execute("INSERT INTO fine_tuning_jobs(model, training_file) VALUES ('gpt-4o-mini', ?)", (train,))
+    assert writes(api) == [("POST", "/v1/fine_tuning/jobs")]
+
+
+def test_a_create_refused_with_429_is_not_sent_again(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    api.fail(429, match="/fine_tuning/jobs", times=5)
+    with pytest.raises(openai_vtab.RateLimitError) as caught:
+        wdb.execute("INSERT INTO fine_tuning_jobs(model, training_file) VALUES ('gpt-4o-mini', ?)", (train,))
+    assert "may have been created" not in str(caught.value)  # a 429 is the API saying no
+    assert writes(api) == [("POST", "/v1/fine_tuning/jobs")]
+    assert api.state.jobs == {}
+
+
+def test_a_create_that_never_reached_the_server_is_retried(connect: Connect) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: every connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    db = connect(allow_writes=True, base_url=f"http://127.0.0.1:{port}/v1", max_retries=2)
+    with pytest.raises(openai_vtab.APIConnectionError) as caught:
+        db.execute("INSERT INTO fine_tuning_jobs(model, training_file) VALUES ('gpt-4o-mini', 'file-x')")
+    assert "may have been created" not in str(caught.value)
+    assert db.execute("SELECT method, path, attempts FROM openai_requests").fetchall() == [
+        ("POST", "/fine_tuning/jobs", 3)
+    ]
+
+
+def test_a_cancel_is_retried_after_a_500(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    job = api.add_job(status="running")
+    api.fail(500, match="/cancel")
+    wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled'")
+    assert writes(api) == [("POST", f"/v1/fine_tuning/jobs/{job['id']}/cancel")] * 2
+    assert api.state.jobs[job["id"]]["status"] == "cancelled"
+
+
+def test_a_multi_row_update_that_fails_half_way_names_what_changed(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    for _ in range(3):
+        api.add_job(status="running")
+    order = [row[0] for row in wdb.execute("SELECT id FROM fine_tuning_jobs")]
+    first, failing, last = order
+    api.fail(400, match=f"/{failing}/cancel")
+    with pytest.raises(openai_vtab.PartialWriteError) as caught:
+        wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled' WHERE status = 'running'")
+    error = caught.value
+    assert error.changed == [first]
+    assert error.unchanged == [failing, last]
+    assert isinstance(error.error, openai_vtab.BadRequestError)
+    message = str(error)
+    assert f"changed: {first}; not changed: {failing}, {last}" in message
+    assert "nothing was rolled back" in message and "HTTP 400" in message
+    assert [api.state.jobs[i]["status"] for i in order] == ["cancelled", "running", "running"]
+    assert writes(api) == [("POST", f"/v1/fine_tuning/jobs/{i}/cancel") for i in (first, failing)]
+
+
+def test_a_failure_on_the_first_row_is_the_apis_own_error(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    job = api.add_job(status="succeeded")
+    with pytest.raises(openai_vtab.BadRequestError, match=f"POST /fine_tuning/jobs/{job['id']}/cancel failed"):
+        wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled'")
+
+
+def test_an_insert_select_that_fails_half_way_names_the_jobs_created(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    wdb.execute("CREATE TEMP TABLE my_plan(n, training_file)")
+    wdb.executemany("INSERT INTO my_plan VALUES (?, ?)", [(1, train), (2, "file-missing"), (3, train)])
+    with pytest.raises(openai_vtab.PartialWriteError) as caught:
+        wdb.execute(
+            "INSERT INTO fine_tuning_jobs(model, training_file) SELECT 'gpt-4o-mini', training_file FROM my_plan "
+            "ORDER BY n"
+        )
+    assert caught.value.changed == list(api.state.jobs)
+    assert "created: " in str(caught.value) and "not created: row 2 and any after it" in str(caught.value)
+    assert len(writes(api)) == 2
+
+
+# -- triggers and views ------------------------------------------------------------------------------------
+
+
+def test_a_trigger_cannot_write_and_a_view_still_reads(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    job = api.add_job(status="running")
+    wdb.execute(
+        "CREATE TABLE alarms(job_id); CREATE TRIGGER stop AFTER INSERT ON alarms BEGIN "
+        "UPDATE fine_tuning_jobs SET status = 'cancelled' WHERE id = new.job_id; END; "
+        "CREATE VIEW running AS SELECT id FROM fine_tuning_jobs WHERE status = 'running'"
+    )
+    with pytest.raises(openai_vtab.WriteRefusedError, match="inside the trigger or view 'stop' refused"):
+        wdb.execute("INSERT INTO alarms VALUES (?)", (job["id"],))
+    assert api.requests == []
+    assert wdb.execute("SELECT id FROM running").fetchall() == [(job["id"],)]
+    assert api.state.jobs[job["id"]]["status"] == "running"
+
+
+def test_the_users_own_authorizer_is_still_asked(api: FakeOpenAI) -> None:
+    db = apsw.Connection(":memory:")
+    asked: list[int] = []
+
+    def mine(op: int, *args: object) -> int:
+        asked.append(op)
+        return apsw.SQLITE_DENY if op == apsw.SQLITE_DROP_TABLE else apsw.SQLITE_OK
+
+    db.authorizer = mine
+    openai_vtab.register(db, api_key=api.api_key, base_url=api.base_url, allow_writes=True)
+    db.execute("CREATE TABLE t(x)")
+    with pytest.raises(apsw.AuthError):
+        db.execute("DROP TABLE t")
+    assert apsw.SQLITE_CREATE_TABLE in asked
+
+
+# -- checkpoint permissions, batches, files ---------------------------------------------------------------------
+
+
+def test_checkpoint_permissions_insert_and_delete(api: FakeOpenAI, connect: Connect) -> None:
+    fake = FakeOpenAI(admin_api_key=ADMIN).start()
+    try:
+        ckpt = checkpoint(fake)
+        db = connect(allow_writes=True, base_url=fake.base_url, api_key=fake.api_key, admin_api_key=ADMIN)
+        db.execute(
+            "INSERT INTO checkpoint_permissions(fine_tuned_model_checkpoint, project_id) VALUES (?, 'proj_a')", (ckpt,)
+        )
+        (grant,) = [r for r in fake.requests if r.method == "POST"]
+        assert grant.json() == {"project_ids": ["proj_a"]}
+        assert grant.headers["authorization"] == f"Bearer {ADMIN}"
+        (permission,) = fake.state.permissions[ckpt]
+        assert db.execute("SELECT openai_last_insert_id()").fetchone() == (permission["id"],)
+        db.execute(
+            "DELETE FROM checkpoint_permissions WHERE fine_tuned_model_checkpoint = ? AND id = ?",
+            (ckpt, permission["id"]),
+        )
+        assert writes(fake)[-1] == ("DELETE", f"/v1/fine_tuning/checkpoints/{ckpt}/permissions/{permission['id']}")
+        assert fake.state.permissions[ckpt] == []
+    finally:
+        fake.stop()
+
+
+def test_update_batches_cancels_them(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    batch = api.add_batch(status="in_progress")
+    api.add_batch(status="completed")
+    wdb.execute("UPDATE batches SET status = 'cancelled' WHERE status = 'in_progress'")
+    assert writes(api) == [("POST", f"/v1/batches/{batch['id']}/cancel")]
+    assert wdb.execute("SELECT id, status FROM batches WHERE id = ?", (batch["id"],)).fetchall() == [
+        (batch["id"], "cancelling")
+    ]
+
+
+def test_delete_from_files_deletes_them(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    old = api.add_file("old.jsonl")
+    keep = api.add_file("keep.jsonl")
+    wdb.execute("DELETE FROM files WHERE filename = 'old.jsonl'")
+    assert writes(api) == [("DELETE", f"/v1/files/{old['id']}")]
+    assert [f["id"] for f in api.state.files] == [keep["id"]]
+
+
+def test_writes_are_in_the_request_log_with_their_method(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    file = api.add_file("old.jsonl")
+    wdb.execute("DELETE FROM files")
+    assert wdb.execute("SELECT method, path, status FROM openai_requests").fetchall() == [
+        ("GET", "/files", 200),
+        ("DELETE", f"/files/{file['id']}", 200),
+    ]
+
+
+def test_the_key_never_appears_in_a_writes_error(api: FakeOpenAI, connect: Connect) -> None:
+    secret = "sk-test-wrong-key-1234567890abcdef"
+    db = connect(allow_writes=True, api_key=secret)
+    with pytest.raises(openai_vtab.AuthenticationError) as caught:
+        db.execute("INSERT INTO fine_tuning_jobs(model, training_file) VALUES ('gpt-4o-mini', 'file-x')")
+    assert secret not in str(caught.value) and "sk-...cdef" in str(caught.value)
+    assert secret not in str(db.execute("SELECT error FROM openai_requests").fetchall())
+
+
+def test_each_changed_object_is_reported_once(api: FakeOpenAI, connect: Connect) -> None:
+    db = apsw.Connection(":memory:")
+    registration = openai_vtab.register(db, api_key=api.api_key, base_url=api.base_url, allow_writes=True)
+    lines: list[str] = []
+    registration.on_change.append(lines.append)
+    jobs = [api.add_job(status="running")["id"] for _ in range(2)]
+    db.execute("UPDATE fine_tuning_jobs SET status = 'paused'")
+    assert sorted(lines) == sorted(f"fine_tuning_jobs: {j} set to paused (status now paused)" for j in jobs)
