@@ -70,6 +70,7 @@ from openai_vtab import TABLES, Registration, Table, TableModule
 from openai_vtab.client import Pager
 from openai_vtab.paging import AFTER_CURSOR, CSV
 from openai_vtab.tables import Column
+from openai_vtab.writes import TableWriter
 
 REPO = Path(__file__).resolve().parents[1]
 STEADY_VERSION = "0.22.2"
@@ -365,14 +366,14 @@ class RecordingProxy:
         return taken
 
     def forward(
-        self, method: str, target: str, headers: list[tuple[str, str]]
+        self, method: str, target: str, headers: list[tuple[str, str]], payload: bytes | None = None
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         upstream_headers = {k: v for k, v in headers if k.lower() not in HOP_BY_HOP and k.lower() != "host"}
         if not any(k.lower() == "x-steady-seed" for k in upstream_headers):
             upstream_headers["X-Steady-Seed"] = str(zlib.crc32(target.encode()) % 1_000_000 + 1)
         connection = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
         try:
-            connection.request(method, target, headers=upstream_headers)
+            connection.request(method, target, body=payload, headers=upstream_headers)
             response = connection.getresponse()
             body = response.read()
             answer = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP | {"content-length"}]
@@ -404,7 +405,18 @@ def _proxy_handler(proxy: RecordingProxy) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            status, headers, body = proxy.forward("GET", self.path, list(self.headers.items()))
+            self._forward("GET")
+
+        def do_POST(self) -> None:
+            self._forward("POST")
+
+        def do_DELETE(self) -> None:
+            self._forward("DELETE")
+
+        def _forward(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            payload = self.rfile.read(length) if length else None
+            status, headers, body = proxy.forward(method, self.path, list(self.headers.items()), payload)
             self.send_response(status)
             for name, value in headers:
                 self.send_header(name, value)
@@ -612,6 +624,86 @@ def test_table_requests_conform_to_spec(
     if table.paging.paged and isinstance(table.page_size, int):
         # Both first-page sizes were really sent: the LIMIT 3 hint and the full page.
         assert {"3", str(table.page_size)} <= limits, f"{table.name}: the limits sent were {sorted(limits)}"
+
+
+# -- every write route against Steady ---------------------------------------------------------------------------
+
+WRITE_TABLES = [table for table in TABLES if table.writes is not None]
+# Values a create takes, as a user would write them in SQL (JSON columns as JSON text).
+WRITE_SAMPLES: dict[str, Any] = {
+    "model": "gpt-4o-mini",
+    "training_file": "file-abc123",
+    "validation_file": "file-def456",
+    "suffix": "custom",
+    "seed": 42,
+    "method": '{"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}}',
+    "metadata": '{"team": "search"}',
+    "hyperparameters": '{"n_epochs": 3}',
+    "integrations": '[{"type": "wandb", "wandb": {"project": "ft"}}]',
+    "project_id": "proj_abc123",
+    "fine_tuned_model_checkpoint": "ft:gpt-4o-mini-2024-07-18:org::abc:ckpt-step-10",
+    "id": "obj-1",
+}
+
+
+def _write_routes(table: Table) -> list[tuple[str, str]]:
+    """(method, path) of every write the table declares."""
+    writes = table.writes
+    assert writes is not None
+    routes = [("POST", writes.create)] if writes.create else []
+    routes += [("POST", path) for path in writes.status.values()]
+    return routes + ([("DELETE", writes.delete)] if writes.delete else [])
+
+
+@pytest.mark.parametrize("table", WRITE_TABLES, ids=lambda t: t.name)
+def test_write_requests_conform_to_spec(
+    table: Table, steady: Steady, recorder: RecordingProxy, connect: Connect
+) -> None:
+    """Every write a table declares (create with every column it takes, each status, delete), as the table's
+    writer sends it, is a request Steady finds valid, on the declared route."""
+    _db, registration = connect()
+    registration.allow_writes = True
+    names = [c.name for c in table.columns] + list(table.hidden)
+    writer = TableWriter(table, registration, names)
+    writes = table.writes
+    assert writes is not None
+    row = tuple(WRITE_SAMPLES.get(name) for name in names)
+    if writes.create:
+        given = set(writes.create_columns) | set(table.keys)
+        writer.insert(tuple(WRITE_SAMPLES[n] if n in given else None for n in names))
+    for status in writes.status:
+        writer.change(1, tuple(status if name == "status" else value for name, value in zip(names, row, strict=True)))
+    if writes.delete:
+        writer.saw(2, row)
+        writer.delete(2)
+    exchanges = recorder.take()
+    assert sorted((e.method, _shape(e.headers.get("x-steady-matched-path", "?"))) for e in exchanges) == sorted(
+        (method, _shape(path)) for method, path in _write_routes(table)
+    )
+    problems = _judge(steady, exchanges, *(path for _, path in _write_routes(table)))
+    assert not problems, f"{table.name}: Steady objects to writes:\n" + "\n".join(problems)
+
+
+def test_detection_catches_a_bad_write_body(steady: Steady, recorder: RecordingProxy) -> None:
+    """A create whose body breaks the spec (a number for model, no training_file) is caught."""
+    requests.post(f"{recorder.url}/fine_tuning/jobs", json={"model": 1}, timeout=30)
+    problems = _judge(steady, recorder.take(), "/fine_tuning/jobs")
+    assert any("x-steady-request-valid: 'false'" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("table", WRITE_TABLES, ids=lambda t: t.name)
+def test_write_routes_are_declared(table: Table, spec: Spec) -> None:
+    """Each write a table declares is an operation of the spec, and a create sends only fields its body takes."""
+    writes = table.writes
+    assert writes is not None
+    for method, path in _write_routes(table):
+        template = next((t for t in spec.document["paths"] if _shape(t) == _shape(path)), None)
+        assert template is not None and method.lower() in spec.document["paths"][template], f"{method} {path}"
+        operation = spec.document["paths"][template][method.lower()]
+        if method == "POST" and path == writes.create:
+            body = spec.deref(operation["requestBody"]["content"]["application/json"]["schema"])
+            fields = {writes.as_list.get(name, name) for name in writes.create_columns}
+            assert fields <= set(body["properties"]), sorted(fields - set(body["properties"]))
 
 
 # -- negative controls: the detection works ----------------------------------------------------------------------
