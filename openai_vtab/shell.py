@@ -83,7 +83,13 @@ VALUE_OPTIONS = {
 # An option whose name holds one of these may carry a secret: refused, and its value never echoed.
 SECRET_WORDS = ("key", "token", "secret")
 # Flags (apsw removed the dashes) that set an attribute of the shell to True.
-FLAGS = {"demo": "demo", "demo-server": "demo_server", "sqlite3-loader": "loader", "readonly": "readonly"}
+FLAGS = {
+    "demo": "demo",
+    "demo-server": "demo_server",
+    "sqlite3-loader": "loader",
+    "readonly": "readonly",
+    "allow-writes": "allow_writes",
+}
 # How box mode starts on a terminal, whatever apsw's version: as `.mode box`, as wide as the terminal.
 BOX_OPTIONS = {
     "quote": False,
@@ -224,6 +230,7 @@ class OpenAIShell(apsw.shell.Shell):
         self.archive_path: str | None = None  # --archive FILE
         self.loader = False
         self.readonly = False  # -readonly: the database of the command line is opened read-only
+        self.allow_writes = False  # --allow-writes: INSERT, UPDATE and DELETE may call the API
         self.rows_into: str | None = None  # --sqlite3-rows TABLE: print the rows as INSERTs for sqlite3
         self.api: FakeOpenAI | None = None
         self.failures = 0
@@ -262,9 +269,10 @@ class OpenAIShell(apsw.shell.Shell):
             self._open(self.dbfilename or ":memory:", apsw.SQLITE_OPEN_READONLY)
         db = apsw.shell.Shell.db.fget(self)
         if db not in self.registrations:
-            options = {} if self.cache_ttl is None else {"cache_ttl": self.cache_ttl}
-            registration = register(db, **self.settings, **options)
+            options: dict[str, Any] = {} if self.cache_ttl is None else {"cache_ttl": self.cache_ttl}
+            registration = register(db, **self.settings, **options, allow_writes=self.allow_writes)
             registration.on_wait.append(self._on_wait)
+            registration.on_change.append(self._on_change)
             self.registrations[db] = registration
         return db
 
@@ -278,6 +286,10 @@ class OpenAIShell(apsw.shell.Shell):
             raise self.Error(f'unable to open database "{name}": {one_line(error)}') from None
         self._db, self.dbfilename = connection, name
         self.db_references.add(connection)
+
+    def _on_change(self, line: str) -> None:
+        # One line per object a write changed, as it happens: a statement that fails half-way has said what it did.
+        self.write(self.stdout, line + "\n")
 
     def _on_wait(self) -> None:
         if self.progress is not None:
@@ -308,6 +320,9 @@ OpenAI options:
    --max-retries N      retries of a failed request (default 2)
    --cache-ttl SECONDS  reuse API answers for SECONDS (default {DEFAULT_CACHE_TTL:g});
                         0 turns the cache off
+   --allow-writes       let INSERT, UPDATE and DELETE create, cancel, pause and resume
+                        fine-tuning jobs, share checkpoints, cancel batches and delete
+                        files (off by default; each changed object is printed)
    --sqlite3-loader     print SQL that loads [NAME=]QUERY results into temp tables of the
                         stock sqlite3 CLI (.read it there); a NAME alone loads that table
 

@@ -1,0 +1,42 @@
+"""The shell's --allow-writes: off by default with advice, and one line per changed object when on."""
+
+from __future__ import annotations
+
+import pytest
+from shell_helpers import in_a_scratch_directory, run  # noqa: F401 - an autouse fixture
+
+from openai_vtab.testing import FakeOpenAI
+
+
+def test_writes_are_refused_without_the_flag(api: FakeOpenAI) -> None:
+    api.add_job(status="running")
+    result = run([":memory:", "UPDATE fine_tuning_jobs SET status = 'cancelled'"], api)
+    assert result.returncode == 1
+    assert "writes to the OpenAI API are off" in result.stderr and "--allow-writes" in result.stderr
+    assert api.requests == []
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_allow_writes_prints_one_line_per_changed_object(api: FakeOpenAI, where: str) -> None:
+    jobs = sorted(api.add_job(status="running")["id"] for _ in range(2))
+    api.add_job(status="succeeded")
+    sql = "UPDATE fine_tuning_jobs SET status = 'cancelled' WHERE status = 'running'"
+    args = ["--allow-writes", ":memory:", sql] if where == "before" else [":memory:", "--allow-writes", sql]
+    result = run(args, api)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == [
+        f"fine_tuning_jobs: {job} set to cancelled (status now cancelled)" for job in jobs
+    ]
+    assert sorted(r.path for r in api.requests if r.method == "POST") == [
+        f"/v1/fine_tuning/jobs/{job}/cancel" for job in jobs
+    ]
+
+
+def test_a_write_that_fails_half_way_prints_what_it_did_and_the_error(api: FakeOpenAI) -> None:
+    files = [api.add_file(f"old-{i}.jsonl")["id"] for i in range(3)]
+    api.fail(404, match=f"/files/{files[1]}")
+    result = run(["--allow-writes", ":memory:", "DELETE FROM files WHERE filename LIKE 'old-%'"], api)
+    assert result.returncode == 1
+    deleted = result.stdout.splitlines()
+    assert len(deleted) == 1 and deleted[0].startswith("files: ") and deleted[0].endswith(" deleted")
+    assert "nothing was rolled back" in result.stderr and f"not changed: {files[1]}" in result.stderr
