@@ -447,7 +447,8 @@ class Client:
             exchange.error = self.config.scrub(exc.message.split("; ")[0])
             unknown = exchange.status is None and not exchange.never_arrived
             if not resend and unknown_outcome and (unknown or exchange.status in (408, *range(500, 600))):
-                exc.message = f"{exc.message}; {unknown_outcome}"
+                # In place of the usual "try again" advice, which could create the object twice.
+                exc.message = f"{exc.message.rpartition('; ')[0] or exc.message}; {unknown_outcome}"
                 exc.args = (exc.message,)
             raise
         finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from shell_helpers import in_a_scratch_directory, run  # noqa: F401 - an autouse fixture
 
@@ -40,3 +42,18 @@ def test_a_write_that_fails_half_way_prints_what_it_did_and_the_error(api: FakeO
     deleted = result.stdout.splitlines()
     assert len(deleted) == 1 and deleted[0].startswith("files: ") and deleted[0].endswith(" deleted")
     assert "nothing was rolled back" in result.stderr and f"not changed: {files[1]}" in result.stderr
+
+
+def test_the_readme_session_runs_as_shown() -> None:
+    """The "Changing things" session in the README, typed into the demo shell, prints what the README shows."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("A session on the demo organization")
+    block = readme[readme.index("```\n", start) + 4 :]
+    block = block[: block.index("```\n")]
+    typed, shown = [], []
+    for line in block.splitlines():
+        prompt = next((p for p in ("openai-vtab> ", "        ...> ") if line.startswith(p)), None)
+        (typed if prompt else shown).append(line[len(prompt or "") :])
+    result = run(["--demo", "--allow-writes", ":memory:"], None, stdin="\n".join(typed) + "\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == shown
