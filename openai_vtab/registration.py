@@ -165,6 +165,11 @@ class Registration:
         cache.clear()
         return entries
 
+    def total_changes(self) -> int:
+        """The connection's ``total_changes()``: it moves only when a statement ends, so a new value means a new one."""
+        connection = self._connection()
+        return connection.total_changes() if connection is not None else 0
+
     def poll(self) -> None:
         """Stop the query if the connection was interrupted (Ctrl-C in the shell); run the wait hooks."""
         connection = self._connection()

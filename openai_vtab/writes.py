@@ -115,13 +115,26 @@ class TableWriter:
         self._matched: dict[int, tuple[Any, ...]] = {}
         self._changed: dict[int, str] = {}  # rowid -> id, in the order the calls succeeded
         self._inserted = 0
+        self._statement = 0
 
     def begin(self) -> None:
         """A write transaction starts: record the rows it matches."""
         self.recording = True
+        self._start_statement(self.registration.total_changes())
+
+    def _start_statement(self, statement: int) -> None:
+        self._statement = statement
         self._matched.clear()
         self._changed.clear()
         self._inserted = 0
+
+    def _same_statement(self) -> None:
+        # SQLite starts a virtual table's transaction once per BEGIN ... COMMIT, not once per statement, and calls
+        # no hook between statements; total_changes() moves only when a statement ends, so it tells them apart and
+        # a partial failure names the ids of its own statement only.
+        statement = self.registration.total_changes()
+        if statement != self._statement:
+            self._start_statement(statement)
 
     def end(self) -> None:
         """The transaction ended (committed or rolled back: the API calls made stay made either way)."""
@@ -131,10 +144,12 @@ class TableWriter:
 
     def saw(self, rowid: int, row: tuple[Any, ...]) -> None:
         """A cursor's row whose rowid SQLite asked while a write runs: one the statement matched."""
+        self._same_statement()
         self._matched.setdefault(rowid, row)
 
     def insert(self, fields: tuple[Any, ...]) -> int:
         """INSERT of one row: POST the create; the new object's rowid."""
+        self._same_statement()
         row = dict(zip(self.names, fields, strict=True))
         self._inserted += 1
         try:
@@ -161,6 +176,7 @@ class TableWriter:
 
     def change(self, rowid: int, fields: tuple[Any, ...]) -> None:
         """UPDATE of one row (only ``status`` can be set: the guard saw to it): POST the status's call."""
+        self._same_statement()
         row = dict(zip(self.names, fields, strict=True))
         self._matched.setdefault(rowid, fields)
         status = row.get("status")
@@ -176,6 +192,7 @@ class TableWriter:
 
     def delete(self, rowid: int) -> None:
         """DELETE of one row, known by the rowid its scan gave: send the DELETE."""
+        self._same_statement()
         fields = self._matched.get(rowid)
         if fields is None:  # SQLite always asks a row's rowid before deleting it; this guards against a change
             raise WriteRefusedError(

@@ -240,6 +240,23 @@ def test_a_multi_row_update_that_fails_half_way_names_what_changed(api: FakeOpen
     assert writes(api) == [("POST", f"/v1/fine_tuning/jobs/{i}/cancel") for i in (first, failing)]
 
 
+def test_a_half_way_failure_inside_begin_names_only_its_own_statements_ids(
+    api: FakeOpenAI, wdb: apsw.Connection
+) -> None:
+    # SQLite begins the table's transaction once for BEGIN ... COMMIT: an earlier statement's ids are not this one's.
+    for _ in range(4):
+        api.add_job(status="running")
+    earlier, first, failing, last = [row[0] for row in wdb.execute("SELECT id FROM fine_tuning_jobs")]
+    api.fail(400, match=f"/{failing}/cancel")
+    wdb.execute("BEGIN")
+    wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled' WHERE id = ?", (earlier,))
+    with pytest.raises(openai_vtab.PartialWriteError) as caught:
+        wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled' WHERE id IN (?, ?, ?)", (first, failing, last))
+    wdb.execute("COMMIT")
+    assert caught.value.changed == [first]
+    assert caught.value.unchanged == [failing, last]
+
+
 def test_a_failure_on_the_first_row_is_the_apis_own_error(api: FakeOpenAI, wdb: apsw.Connection) -> None:
     job = api.add_job(status="succeeded")
     with pytest.raises(openai_vtab.BadRequestError, match=f"POST /fine_tuning/jobs/{job['id']}/cancel failed"):
