@@ -161,6 +161,20 @@ def test_a_lowered_limit_does_not_wait_for_an_abandoned_query(api: FakeOpenAI, c
     assert db.execute("SELECT count(*) FROM job_checkpoints(?)", (quick,)).fetchone() == (1,)
 
 
+def test_one_limiter_per_key_and_registration_with_max_workers_as_its_ceiling(api: FakeOpenAI) -> None:
+    def register(**options: object) -> openai_vtab.Registration:
+        return openai_vtab.register(apsw.Connection(":memory:"), api_key=api.api_key, base_url=api.base_url, **options)
+
+    registration = register(admin_api_key="sk-test-admin-0000000000000000", max_workers=3)
+    config, client = registration.config, registration.client
+    user = client.rate_limiter(config.credential())
+    assert client.rate_limiter(config.credential()) is user  # every worker thread, every table
+    assert client.rate_limiter(config.credential(admin=True)) is not user  # the admin key has its own account
+    assert (user.ceiling, user.limit) == (3, 3)
+    other = register()
+    assert other.client.rate_limiter(other.config.credential()) is not user
+
+
 def test_an_abandoned_query_stops_waiting_for_a_slot() -> None:
     abandoned = threading.Event()
     abandoned.set()
