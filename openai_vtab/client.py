@@ -48,7 +48,7 @@ from .ratelimit import AbandonedError, RateLimiter, Slot, retry_after
 if TYPE_CHECKING:
     from .tables import Table
 
-__all__ = ["AbandonedError", "Client", "Exchange", "Pager", "encode_path", "encode_query"]
+__all__ = ["Client", "Exchange", "Pager", "encode_path", "encode_query"]
 
 # A server asking for a longer pause than this is treated as "try again later": the query fails at once
 # with the requested wait in the message instead of blocking SQLite for minutes.
