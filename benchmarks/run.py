@@ -42,6 +42,8 @@ except ImportError:  # the SDK column is optional
 
 JOBS = 32
 ROWS_PER_JOB = 3
+RATE_LIMIT = 20  # requests a second, for the rate-limited IN
+RATE_KEYS = 64
 BIG_JOB = "ftjob-big"
 HUGE_JOB = "ftjob-huge"
 
@@ -88,6 +90,44 @@ def fake_api(latency: float, huge: int = 0, demo: bool = False) -> Iterator[tupl
     finally:
         parent.send("stop")
         process.join(10)
+
+
+def _serve_limited(pipe: Any, latency: float) -> None:
+    """Child process: RATE_KEYS jobs behind a RATE_LIMIT bucket; "fill" refills it and answers the 429s so far."""
+    api = FakeOpenAI(latency=latency)
+    for n in range(RATE_KEYS):
+        api.add_checkpoints(api.add_job(id=f"ftjob-rate-{n:02d}")["id"], 1)
+    api.start()
+    pipe.send((api.base_url, api.api_key))
+    while pipe.recv() == "fill":
+        pipe.send(api.rate_limited)
+        api.clear()
+        api.rate_limit = RATE_LIMIT
+    api.stop()
+
+
+def rate_limited_in(latency: float, repeat: int) -> tuple[int, int, float]:
+    """(requests sent, 429s the fake answered, median seconds) of an IN over RATE_KEYS keys against a limit of
+    RATE_LIMIT requests a second, each run on a new connection and a full bucket."""
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.Process(target=_serve_limited, args=(child, latency), daemon=True)
+    process.start()
+    base_url, key = parent.recv()
+    in_list = ", ".join(f"'ftjob-rate-{n:02d}'" for n in range(RATE_KEYS))
+    runs: list[tuple[int, int, float]] = []
+    try:
+        for _ in range(repeat):
+            parent.send("fill")
+            parent.recv()
+            db = apsw.Connection(":memory:")
+            openai_vtab.register(db, api_key=key, base_url=base_url)
+            requests_sent, seconds = sent(db, f"SELECT * FROM job_checkpoints WHERE fine_tuning_job_id IN ({in_list})")
+            parent.send("fill")
+            runs.append((requests_sent, parent.recv(), seconds))
+    finally:
+        parent.send("stop")
+        process.join(10)
+    return runs[-1][0], max(r[1] for r in runs), statistics.median(r[2] for r in runs)
 
 
 def job_ids() -> list[str]:
@@ -325,6 +365,7 @@ def main() -> None:
         peaks = memory(base_url, key, huge)
     with fake_api(args.latency, demo=True) as (base_url, key, _):
         round_trip, archived = archive_runs(base_url, key, repeat)
+    limited = [(latency, *rate_limited_in(latency, repeat)) for latency in sorted({0.0, args.latency})]
 
     header = f"| {'scenario':<36} | requests | wall ms | vs one-by-one floor | vs openai SDK | vs requests loop |"
     print(header)
@@ -353,6 +394,19 @@ def main() -> None:
         print(
             f"| {name} | {sent} | {seconds * 1000:.0f} | {seconds / round_trip:.1f} "
             f"| {ratio(seconds, sent * round_trip)} |"
+        )
+
+    # The pace of the limit, and the floor for a bucket that starts full: its RATE_LIMIT tokens at once.
+    pace, floor = RATE_KEYS / RATE_LIMIT, (RATE_KEYS - RATE_LIMIT) / RATE_LIMIT
+    print(
+        f"\n| IN over {RATE_KEYS} keys, limit {RATE_LIMIT} req/s (bucket of {RATE_LIMIT}) | requests | 429s (most in a "
+        f"run) | wall ms | vs the limit's pace ({pace:g} s) | vs a full bucket's floor ({floor:g} s) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for latency, requests_sent, refused, seconds in limited:
+        print(
+            f"| {latency * 1000:.0f} ms per response | {requests_sent} | {refused} | {seconds * 1000:.0f} "
+            f"| {ratio(seconds, pace)} | {ratio(seconds, floor)} |"
         )
 
     print("\n| memory | peak MB |")

@@ -165,7 +165,7 @@ def register(
     )
     log = RequestLog()
     cache = ResponseCache(cache_ttl) if cache_ttl > 0 else None
-    client = Client(config, cache=cache, on_exchange=log.record)
+    client = Client(config, cache=cache, on_exchange=log.record, max_in_flight=max_workers)
     registration = Registration(connection, client, log, max_workers=max_workers, allow_writes=allow_writes)
     connection.create_module("openai_requests", LogModule(log), use_bestindex_object=True, eponymous_only=True)
     connection.create_scalar_function("openai_clear_cache", registration.clear_cache, 0)

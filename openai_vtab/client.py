@@ -5,6 +5,8 @@ Retries are urllib3's ``Retry`` on each session's adapter, taught what the stock
 server asks for a wait longer than the cap, so a query never hangs for minutes; a first backoff of 0.5 s
 (urllib3 retries the first time immediately); and sleeps that end early when the query is abandoned. A body
 that breaks off mid-way happens after urllib3 has handed the response over, so ``_send`` retries that itself.
+Every attempt, urllib3's retries included, holds a slot of the credential's ``RateLimiter`` (ratelimit.py)
+while it is on the wire, and hands it back with the answer's headers.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .errors import (
     status_error_class,
 )
 from .paging import JSON, Decoder, PageToken, items_at, pick
+from .ratelimit import AbandonedError, RateLimiter, Slot, retry_after
 
 if TYPE_CHECKING:
     from .tables import Table
@@ -65,30 +68,18 @@ REPEATABLE_METHODS = frozenset({"GET", "POST", "DELETE"})
 CACHEABLE_STATUSES = frozenset({200, 404})
 
 
-class AbandonedError(Exception):
-    """The query that wanted this request is gone (interrupted, or its connection closed)."""
-
-
 class _Retry(Retry):
     RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
-    abandoned: threading.Event | None = None
+    # The client's wait between attempts (``Client._between_attempts``), given the seconds and the answer.
+    between: Callable[[float, Any], None]
 
     def new(self, **kw: Any) -> _Retry:
         retry = super().new(**kw)
-        retry.abandoned = self.abandoned
+        retry.between = self.between
         return retry
 
     def get_retry_after(self, response: Any) -> float | None:
-        millis = response.headers.get("retry-after-ms")
-        if millis is not None:
-            try:
-                return max(0.0, float(millis) / 1000)
-            except ValueError:
-                pass
-        try:
-            return super().get_retry_after(response)
-        except Exception:  # an unparsable Retry-After falls back to our own backoff
-            return None
+        return retry_after(response.headers)
 
     def get_backoff_time(self) -> float:
         failures = len(list(takewhile(lambda h: h.redirect_location is None, reversed(self.history))))
@@ -104,7 +95,7 @@ class _Retry(Retry):
 
     def sleep(self, response: Any = None) -> None:
         wait = self.get_retry_after(response) if response is not None else None
-        pause(self.get_backoff_time() if wait is None else wait, self.abandoned)
+        self.between(self.get_backoff_time() if wait is None else wait, response)
 
 
 def backoff(failures: int) -> float:
@@ -152,7 +143,8 @@ class Client:
     Each thread gets its own ``requests.Session`` (Session is not promised to be thread-safe).
     ``cache`` answers repeated requests; ``on_exchange`` is told of every GET, successful or not.
     A worker thread may be given an ``abandoned`` event (``start_worker``): setting it cuts its retry
-    sleeps short.
+    sleeps and rate-limit waits short. Every attempt goes through the ``RateLimiter`` of its credential
+    (``rate_limiter``), which allows at most ``max_in_flight`` at once, fewer near the API's rate limit.
     """
 
     def __init__(
@@ -161,11 +153,15 @@ class Client:
         *,
         cache: ResponseCache | None = None,
         on_exchange: Callable[[Exchange], None] | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
         self.config = config
         self.cache = cache
         self.on_exchange = on_exchange
+        self.max_in_flight = max_in_flight
         self._local = threading.local()
+        self._limiters: dict[str, RateLimiter] = {}
+        self._limiters_lock = threading.Lock()
 
     def start_worker(self, abandoned: threading.Event) -> None:
         """Run in each new worker thread: requests made on it stop waiting once ``abandoned`` is set."""
@@ -189,7 +185,7 @@ class Client:
                 raise_on_status=False,
                 respect_retry_after_header=True,
             )
-            retries.abandoned = getattr(self._local, "abandoned", None)
+            retries.between = self._between_attempts
             adapter = HTTPAdapter(max_retries=retries)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
@@ -203,6 +199,25 @@ class Client:
                 session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             sessions[methods] = session
         return session
+
+    def rate_limiter(self, credential: Credential) -> RateLimiter:
+        """The limiter that every request made with ``credential`` goes through (one per key: the API
+        limits each organization's keys, and this client always talks to one host)."""
+        with self._limiters_lock:
+            limiter = self._limiters.get(credential.identity)
+            if limiter is None:
+                limiter = RateLimiter(self.max_in_flight, max_pause=MAX_RETRY_WAIT)
+                self._limiters[credential.identity] = limiter
+            return limiter
+
+    def _between_attempts(self, seconds: float, response: Any) -> None:
+        """urllib3 is about to send again: hand the slot back with the answer that asked for it (the limiter
+        learns from a 429 that urllib3 never shows us), wait, and queue for a slot like any new request."""
+        slot: Slot = self._local.slot
+        slot.release(*_status_and_headers(response))
+        abandoned = getattr(self._local, "abandoned", None)
+        pause(seconds, abandoned)
+        self._local.slot = slot.limiter.acquire(abandoned)
 
     def _headers(self) -> dict[str, str]:
         headers = {
@@ -299,7 +314,11 @@ class Client:
         session = self._session(REPEATABLE_METHODS if resend and method != "GET" else READ_METHODS)
         url = f"{self.config.base_url}{path}?{query}" if query else f"{self.config.base_url}{path}"
         timeout = (min(DEFAULT_CONNECT_TIMEOUT, self.config.timeout), self.config.timeout)
+        limiter = self.rate_limiter(credential)
+        abandoned = getattr(self._local, "abandoned", None)
         for attempt in range(1, self.config.max_retries + 2):
+            self._local.slot = limiter.acquire(abandoned)
+            response = None
             try:
                 response = session.request(method, url, json=body, timeout=timeout, auth=credential)
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
@@ -321,9 +340,12 @@ class Client:
                 history = getattr(getattr(response.raw, "retries", None), "history", ())
                 exchange.attempts += len(history)
                 return response
+            finally:
+                # The slot of the last attempt (urllib3's retries took new ones on the way).
+                self._local.slot.release(*_status_and_headers(response))
             exchange.attempts = attempt
             if attempt <= self.config.max_retries and resend:
-                pause(backoff(attempt), getattr(self._local, "abandoned", None))
+                pause(backoff(attempt), abandoned)
                 exchange.attempts += 1
         else:
             error = APIConnectionError(
@@ -404,7 +426,7 @@ class Client:
             404: "no such resource: check the id and OPENAI_BASE_URL",
             429: "rate limited: wait and try again, or fetch fewer keys at once",
         }.get(status, "try again later" if status >= 500 or status in (408, 409) else "check the query")
-        wait = _Retry().get_retry_after(answer)
+        wait = retry_after(answer.headers)
         if status in RETRY_STATUSES and wait is not None and wait > MAX_RETRY_WAIT:
             advice = (
                 f"the server asked to wait {wait:g} s, longer than the {MAX_RETRY_WAIT:g} s this package waits "
@@ -457,6 +479,13 @@ class Client:
                 self.cache.clear()
             if self.on_exchange is not None:
                 self.on_exchange(exchange)
+
+
+def _status_and_headers(response: Any) -> tuple[int | None, Mapping[str, str] | None]:
+    """What the limiter learns from an answer (a requests or a urllib3 response), or from none."""
+    if response is None:
+        return None, None
+    return getattr(response, "status_code", None) or response.status, response.headers
 
 
 def _reason(exc: BaseException) -> str:

@@ -6,10 +6,16 @@ from collections.abc import Callable, Iterator
 
 import apsw
 import pytest
+from hypothesis import settings
 
 import openai_vtab
 from openai_vtab import vtab
 from openai_vtab.testing import FakeOpenAI
+
+# Four xdist workers on two cores (and CI machines under load) stretch single examples past hypothesis's 200 ms
+# default deadline; the properties are about answers, not speed.
+settings.register_profile("no-deadline", deadline=None)
+settings.load_profile("no-deadline")
 
 
 @pytest.fixture(autouse=True)

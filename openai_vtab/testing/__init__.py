@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from .errors import FakeError
+from .ratelimit import RateLimitMode
 from .usage import COUNTS, UsageRoutes, clock
 from .writes import WriteRoutes
 
@@ -144,14 +145,15 @@ class _OrganizationState:
         return next(u for u in self.users if u["id"] == user_id)
 
 
-class FakeOpenAI(UsageRoutes, WriteRoutes):
+class FakeOpenAI(UsageRoutes, WriteRoutes, RateLimitMode):
     """The fake API server. Start it with ``with FakeOpenAI() as api:`` or ``start()``/``stop()``.
 
     ``api_key`` is the only bearer key accepted (None accepts any); when ``admin_api_key`` is set, admin routes
     (checkpoint permissions, ``/organization/...``) accept only that one, and answer ``api_key`` with the API's
     401 for a project key (missing scopes). ``latency`` seconds are added to every
     answer. ``organization``/``project``, when set, are the only values of those headers accepted (403 else).
-    ``tls`` (a server-side SSLContext) serves https instead of http.
+    ``tls`` (a server-side SSLContext) serves https instead of http. ``rate_limit`` requests per second puts
+    a token bucket in front of every route, with the API's ``x-ratelimit-*`` headers and 429s (ratelimit.py).
 
     To serve the shell's demo organization, fill it with ``openai_vtab.demo.populate(api)`` after
     ``start()``; ``openai-vtab --demo-server`` does that and prints the ``OPENAI_BASE_URL`` and
@@ -168,6 +170,7 @@ class FakeOpenAI(UsageRoutes, WriteRoutes):
         project: str | None = None,
         seed: int = 0,
         tls: ssl.SSLContext | None = None,
+        rate_limit: float | None = None,
     ) -> None:
         self.api_key = api_key
         self.admin_api_key = admin_api_key
@@ -175,6 +178,7 @@ class FakeOpenAI(UsageRoutes, WriteRoutes):
         self.organization = organization
         self.project = project
         self.tls = tls
+        self.rate_limit = rate_limit
         self.state = _State()
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
@@ -689,6 +693,7 @@ class FakeOpenAI(UsageRoutes, WriteRoutes):
             self.requests.clear()
             self.faults.clear()
             self.max_in_flight = 0
+            self.rate_limited = 0
 
     def requests_to(self, route: str) -> list[RecordedRequest]:
         """Logged requests whose route (e.g. ``checkpoints``) matches."""
@@ -892,14 +897,13 @@ class FakeOpenAI(UsageRoutes, WriteRoutes):
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            return self._handle(method, raw, headers, payload)
+            return self._within_rate_limit(method, raw, headers, payload)
         finally:
             with self._lock:
                 self._in_flight -= 1
 
-    def _handle(
-        self, method: str, raw: str, headers: Mapping[str, str], payload: bytes
-    ) -> tuple[int, dict[str, str], bytes | None]:
+    def _record(self, method: str, raw: str, headers: Mapping[str, str], payload: bytes) -> RecordedRequest:
+        """Log one request as it arrived."""
         raw_path, _, query = raw.partition("?")
         segments = [unquote(s) for s in raw_path.strip("/").split("/")]
         route, keys = self._route(segments)
@@ -909,6 +913,13 @@ class FakeOpenAI(UsageRoutes, WriteRoutes):
         )
         with self._lock:
             self.requests.append(record)
+        return record
+
+    def _handle(
+        self, method: str, raw: str, headers: Mapping[str, str], payload: bytes
+    ) -> tuple[int, dict[str, str], bytes | None]:
+        record = self._record(method, raw, headers, payload)
+        raw_path, route, keys, params, query = record.raw_path, record.route, record.keys, record.params, record.query
         if self.latency:
             time.sleep(self.latency)
         fault = self._take_fault(raw_path)
