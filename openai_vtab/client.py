@@ -128,6 +128,7 @@ class Exchange:
     items: int = 0
     error: str | None = None
     cached: bool = False
+    speculative: bool = False  # sent ahead for a join before SQLite asked for its key (readahead.py)
     started: float = field(default_factory=time.time)
 
 
@@ -161,9 +162,11 @@ class Client:
         self.on_exchange = on_exchange
         self._local = threading.local()
 
-    def start_worker(self, abandoned: threading.Event) -> None:
-        """Run in each new worker thread: requests made on it stop waiting once ``abandoned`` is set."""
+    def start_worker(self, abandoned: threading.Event, *, speculative: bool = False) -> None:
+        """Run in each new worker thread: requests made on it stop waiting once ``abandoned`` is set, and are
+        logged as ``speculative`` (read-ahead) when it is true."""
         self._local.abandoned = abandoned
+        self._local.speculative = speculative
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -223,7 +226,7 @@ class Client:
         """
         credential = self.config.credential(admin, table=table)
         query = encode_query(params)
-        exchange = Exchange(path=path, query=query)
+        exchange = Exchange(path=path, query=query, speculative=getattr(self._local, "speculative", False))
         cache_key = (self._identity(credential), path, query)
         start = time.monotonic()
         try:

@@ -17,6 +17,7 @@ import apsw
 from .client import Client
 from .errors import RegistrationClosedError
 from .log import RequestLog
+from .readahead import SpeculationPool
 
 __all__ = ["Registration"]
 
@@ -70,6 +71,9 @@ class Registration:
         # Per table, the scans that received a single key (a join's inner loop) rather than an IN set: the
         # shell reads it to suggest the concurrent IN form when a statement fetched many keys one by one.
         self.single_key_scans: Counter[str] = Counter()
+        # The open cursors of this registration's tables: read-ahead looks here for a join's outer cursor.
+        self.cursors: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._speculation: SpeculationPool | None = None
         self._connection = weakref.ref(connection)
         self._executor: ThreadPoolExecutor | None = None
         self._abandoned = threading.Event()
@@ -98,6 +102,19 @@ class Registration:
             )
         return self._executor
 
+    @property
+    def speculation(self) -> SpeculationPool | None:
+        """The daemon threads that fetch keys read ahead for joins (readahead.py); None once closed."""
+        if self._closed.is_set():
+            return None
+        if self._speculation is None:
+            self._speculation = SpeculationPool(self.max_workers, self._prepare_speculation)
+        return self._speculation
+
+    def _prepare_speculation(self) -> None:
+        # Read per task, not per thread: abandon() replaces the event, and these threads outlive it.
+        self.client.start_worker(self._abandoned, speculative=True)
+
     def close(self) -> None:
         """Stop the worker threads and drop the cached answers; calling it again does nothing.
 
@@ -110,6 +127,8 @@ class Registration:
         if self._closed.is_set():
             return
         self._closed.set()
+        if self._speculation is not None:
+            self._speculation.stop()  # not waited for: a guess still on the wire ends within its timeout
         executor, self._executor = self._executor, None
         if executor is not None:
             self._abandoned.set()
