@@ -150,6 +150,8 @@ class Follower:
         if leader is None or current is None or current[1][self._column] != key:
             found = find_leader(cursors, self.owner, key)
             if found is None:
+                if leader is not None:
+                    leader.ahead.forget(self.owner)
                 self._leader = None
                 self._seen.add(key)
                 return False, None

@@ -56,7 +56,7 @@ class Registration:
     requests sent, ``log.items`` rows received, ``log.entries()``); ``max_workers``, the keys fetched at once;
     ``on_wait``, callbacks run about every 100 ms while a query waits for the network (the shell draws progress
     there; raising from one aborts the query). ``client`` and ``single_key_scans`` serve the package's own
-    shell.
+    shell, ``cursors`` (the open cursors of its tables) and ``speculation`` its read-ahead for joins.
 
     It is a context manager: ``with openai_vtab.register(db) as registration:`` closes it at the end of the
     block (see ``close()``). The worker threads start with the first query that fetches, not before.

@@ -367,7 +367,9 @@ class Cursor:
         # Taken first: its abandon event is the one read-ahead's requests must see too.
         executor = self.registration.executor
         sources = [source(key) for key in product(*(keys[name] for name in self.table.hidden))]
-        one_key = len(plan.steps) == 1 and plan.steps[0].kind == "key" and plan.steps[0].how == KEY_EQ
+        # Checks only filter rows on this thread, so the rows a key's first page gives are the same with them.
+        given = [step for step in plan.steps if step.kind != "check"]
+        one_key = len(given) == 1 and given[0].kind == "key" and given[0].how == KEY_EQ
         from_our_table = False
         if one_key and len(self.table.hidden) == 1 and len(sources) == 1:
             pool = self.registration.speculation
@@ -376,7 +378,7 @@ class Cursor:
             sources = [ahead or sources[0]]
         # A join's inner loop hands keys over one by one: the shell counts the scans whose key came from a table of
         # the user's own (ours read ahead) to suggest an IN list.
-        if self.table.keys and all(step.how == KEY_EQ for step in plan.steps) and not from_our_table:
+        if self.table.keys and all(step.how == KEY_EQ for step in given) and not from_our_table:
             self.registration.single_key_scans[self.table.name] += 1
         self._checks = checks
         self._stream = RowStream(

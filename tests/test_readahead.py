@@ -56,10 +56,10 @@ def test_a_join_between_our_tables_reads_ahead_and_fetches_each_key_once(
     api.clear()
     assert sorted(db.execute(JOIN).fetchall()) == expected
     assert fetched(api) == Counter(made)  # every job once: nothing fetched twice, nothing skipped
-    # All but the first job were asked for ahead (the first is SQLite's own request), and concurrently.
-    assert speculative(db) == len(made) - 1
+    # Jobs after the first were asked for ahead, concurrently. (A guess still queued when SQLite asks for its key
+    # is cancelled and fetched the normal way, so the count depends on thread timing; once per key does not.)
+    assert 1 <= speculative(db) <= len(made) - 1
     assert api.max_in_flight > 1
-    assert db.execute("SELECT sum(NOT speculative) FROM openai_requests").fetchone()[0] == 2  # jobs list + 1st key
 
 
 def test_read_ahead_follows_jobs_to_events_and_checkpoints_to_permissions(
@@ -83,14 +83,16 @@ def test_read_ahead_follows_jobs_to_events_and_checkpoints_to_permissions(
     assert permissions == [(checkpoints[0],)]  # of the job's two checkpoints, the first is shared
     # The key is the checkpoint's model name (not its id): the second checkpoint was read ahead by that column.
     assert Counter(r.keys[0] for r in api.requests_to("permissions")) == Counter(checkpoints[:2])
-    assert speculative(db) == len(made) - 1 + 1
+    assert speculative(db) >= 1
 
 
 def test_cheap_outer_constraints_keep_read_ahead_to_the_rows_sqlite_keeps(
     api: FakeOpenAI, connect: Callable[..., apsw.Connection]
 ) -> None:
-    succeeded = jobs(api, 6, status="succeeded")
-    for n in range(6):
+    succeeded = []
+    for n in range(6):  # interleaved: SQLite drops every other row of the outer loop
+        succeeded.append(api.add_job(id=f"ftjob-ok{n}", status="succeeded")["id"])
+        api.add_checkpoints(succeeded[-1], 1)
         api.add_checkpoints(api.add_job(id=f"ftjob-failed{n}", status="failed")["id"], 1)
     db = connect(max_workers=4)
     sql = JOIN + " WHERE j.status = 'succeeded' AND j.estimated_finish IS NULL"
@@ -99,7 +101,7 @@ def test_cheap_outer_constraints_keep_read_ahead_to_the_rows_sqlite_keeps(
     api.clear()
     rows = db.execute(sql).fetchall()
     assert {job for job, _, _ in rows} == set(succeeded)
-    # The failed jobs (newest, and interleaved with nothing) are never even guessed: no waste at all.
+    # The outer cursor skips the failed jobs itself, so they are never guessed: no waste at all.
     assert fetched(api) == Counter(succeeded)
 
 
@@ -217,16 +219,29 @@ def test_a_hung_guess_does_not_hold_up_the_end_of_the_process(api: FakeOpenAI) -
     assert len(api.requests_to("checkpoints")) == 4
 
 
-def test_a_join_from_a_local_table_does_not_read_ahead(
-    api: FakeOpenAI, connect: Callable[..., apsw.Connection]
-) -> None:
-    made = jobs(api, 5)
+def test_a_check_on_the_inner_table_still_reads_ahead(api: FakeOpenAI, connect: Callable[..., apsw.Connection]) -> None:
+    made = jobs(api, 6)
     db = connect()
+    sql = JOIN + " WHERE c.fine_tuned_model_checkpoint IS NOT NULL"
+    assert "check fine_tuned_model_checkpoint IS NOT NULL" in db.execute("EXPLAIN QUERY PLAN " + sql).fetchall()[1][3]
+    assert len(db.execute(sql).fetchall()) == 12
+    assert speculative(db) >= 1
+    assert fetched(api) == Counter(made)
+
+
+def test_a_join_from_a_local_table_does_not_read_ahead_and_counts_for_the_hint(api: FakeOpenAI) -> None:
+    made = jobs(api, 5)
+    db = apsw.Connection(":memory:", statementcachesize=0)
+    registration = openai_vtab.register(db, api_key=api.api_key, base_url=api.base_url)
     db.execute("CREATE TABLE mine(job_id TEXT)")
     db.executemany("INSERT INTO mine VALUES (?)", [(job,) for job in made])
     rows = db.execute(
-        "SELECT m.job_id, c.id FROM mine m JOIN job_checkpoints c ON c.fine_tuning_job_id = m.job_id"
+        "SELECT m.job_id, c.id FROM mine m JOIN job_checkpoints c ON c.fine_tuning_job_id = m.job_id "
+        "WHERE c.id IS NOT NULL"  # a check on the inner table: still one key per scan, for the shell's hint
     ).fetchall()
     assert len(rows) == 10
     assert speculative(db) == 0
     assert fetched(api) == Counter(made)
+    assert registration.single_key_scans["job_checkpoints"] == 5
+    db.execute(JOIN).fetchall()
+    assert registration.single_key_scans["job_checkpoints"] == 5  # a join from our own table is not counted

@@ -273,7 +273,7 @@ def test_in_over_the_same_keys_gives_no_hint(api: FakeOpenAI, form: str) -> None
 
 
 def test_the_hint_counts_the_keys_of_the_table_it_names(api: FakeOpenAI) -> None:
-    jobs, setup = experiments(api, 6)
+    _, setup = experiments(api, 6)
     sql = (
         "SELECT count(*) FROM my_experiments e JOIN job_checkpoints c ON c.fine_tuning_job_id = e.job_id "
         "JOIN checkpoint_permissions p ON p.fine_tuned_model_checkpoint = c.fine_tuned_model_checkpoint"
