@@ -119,10 +119,11 @@ class Registration:
         """Stop the worker threads and drop the cached answers; calling it again does nothing.
 
         Queued fetches are dropped and retry waits end at once; a request already on the wire is waited for
-        (at most its timeout), so no thread of this registration outlives the call. The connection stays open
-        and the request log readable, but a query that reads an OpenAI table raises RegistrationClosedError;
-        ``register()`` the connection again to query them. A thread left behind by an earlier interrupt ends
-        on its own, within its request's timeout.
+        (at most its timeout), so no worker thread of this registration outlives the call. A request read ahead
+        for a join is not waited for: its daemon thread ends on its own, within the request's timeout, and
+        never holds up the end of the process. The connection stays open and the request log readable, but a
+        query that reads an OpenAI table raises RegistrationClosedError; ``register()`` the connection again to
+        query them. A thread left behind by an earlier interrupt ends on its own, within its request's timeout.
         """
         if self._closed.is_set():
             return
