@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import apsw
 import pytest
+from shell_helpers import SCRIPT, environment
 
 import openai_vtab
 from openai_vtab.testing import FakeOpenAI
@@ -227,6 +228,20 @@ def test_a_check_on_the_inner_table_still_reads_ahead(api: FakeOpenAI, connect: 
     assert len(db.execute(sql).fetchall()) == 12
     assert speculative(db) >= 1
     assert fetched(api) == Counter(made)
+
+
+def test_a_hung_guess_does_not_hold_up_the_end_of_the_shell(api: FakeOpenAI) -> None:
+    made = jobs(api, 4)
+    api.inject("hang", match=f"/{made[1]}/checkpoints", seconds=120.0)
+    sql = (
+        "SELECT count(*) FROM fine_tuning_jobs j JOIN job_checkpoints c ON c.fine_tuning_job_id = j.id "
+        f"WHERE j.id != '{made[1]}'"
+    )
+    done = subprocess.run(
+        [str(SCRIPT), ":memory:", sql], capture_output=True, text=True, env=environment(api), timeout=30
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "6\n", "")
+    assert len(api.requests_to("checkpoints")) == 4
 
 
 def test_a_join_from_a_local_table_does_not_read_ahead_and_counts_for_the_hint(api: FakeOpenAI) -> None:
