@@ -123,10 +123,8 @@ class Leader:
 
 
 class Follower:
-    """An inner cursor's side of read-ahead: which outer cursor it follows, and the keys it has seen.
-
-    ``fetch(key)`` starts a key's first page on the speculation pool and returns its source with the future.
-    """
+    """An inner cursor's side of read-ahead: which outer cursor it follows (and by which column of its rows), and
+    the keys it has seen, which are never guessed again (no key is fetched twice by read-ahead)."""
 
     def __init__(self, owner: object, window: int) -> None:
         self.owner = owner
@@ -195,19 +193,19 @@ class SpeculationPool:
         self._prepare = prepare
         self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._idle = 0
+        self._idle = 0  # threads waiting for a task
+        self._queued = 0  # tasks no thread has taken yet
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[[], Any]) -> Future[Any]:
         """Run ``fn`` on a pool thread; the future can be cancelled until a thread takes it."""
         future: Future[Any] = Future()
         with self._lock:
-            if self._idle == 0 and len(self._threads) < self._workers:
+            self._queued += 1
+            if self._queued > self._idle and len(self._threads) < self._workers:
                 thread = threading.Thread(target=self._work, name="openai-vtab-readahead", daemon=True)
                 self._threads.append(thread)
                 thread.start()
-            else:
-                self._idle -= self._idle > 0
         self._tasks.put((future, fn))
         return future
 
@@ -219,7 +217,15 @@ class SpeculationPool:
             self._threads.clear()
 
     def _work(self) -> None:
-        while (task := self._tasks.get()) is not None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            task = self._tasks.get()
+            if task is None:
+                return
+            with self._lock:
+                self._idle -= 1
+                self._queued -= 1
             future, fn = task
             if future.set_running_or_notify_cancel():
                 try:
@@ -227,5 +233,3 @@ class SpeculationPool:
                     future.set_result(fn())
                 except BaseException as error:  # handed to whoever asks for the key, as a normal fetch raises it
                     future.set_exception(error)
-            with self._lock:
-                self._idle += 1
