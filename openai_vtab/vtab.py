@@ -14,6 +14,9 @@ Planning follows rules found by experiment (DESIGN.md has the list):
 * No order is ever claimed: the API promises none, and rows of several keys are concatenated.
 * LIMIT is only a hint for the first page size, and only without ORDER BY: SQLite still applies it.
 * Rowids come from a hash of the keys and the object id, so a MULTI-INDEX OR de-duplicates correctly.
+* ``=`` (BINARY), ``IS NULL`` and ``IS NOT NULL`` on a visible column are taken as checks, never omitted: the
+  cursor drops only the rows SQLite would surely drop, so that a join's inner table reads ahead (readahead.py)
+  for the rows SQLite will see.
 * The plan travels to Filter as idxStr, written for people: EXPLAIN QUERY PLAN shows it
   (``key fine_tuning_job_id IN; used: id, step_number``, or ``MISSING fine_tuning_job_id: will fail``).
 """
@@ -24,6 +27,7 @@ import functools
 import hashlib
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
@@ -397,7 +401,7 @@ class Cursor:
         source: Callable[[tuple[str, ...]], Source],
         make_row: Callable[[dict[str, Any], tuple[Any, ...]], Row],
         key: str,
-    ) -> tuple[Source, Any]:
+    ) -> tuple[Source, Future[list[Row]]]:
         """Start fetching the first page of ``key`` ahead of SQLite asking for it (read-ahead for a join)."""
         started = source((key,))
 

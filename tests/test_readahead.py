@@ -70,6 +70,7 @@ def test_read_ahead_follows_jobs_to_events_and_checkpoints_to_permissions(
     checkpoints = [c["fine_tuned_model_checkpoint"] for job in made for c in api.state.checkpoints[job]]
     for checkpoint in checkpoints[::2]:
         api.add_permission(checkpoint, "proj_a")
+    api.latency = 0.2  # so that guesses leave before SQLite asks for their keys (a queued one is fetched anew)
     db = connect()
     events = db.execute(
         "SELECT j.id, e.message FROM fine_tuning_jobs j JOIN job_events e ON e.fine_tuning_job_id = j.id"
@@ -153,6 +154,7 @@ def test_a_failed_guess_fails_only_a_statement_that_asks_for_its_key(
     made = jobs(api, 6)
     bad = made[2]
     api.fail(500, times=100, match=f"/{bad}/checkpoints")
+    api.latency = 0.2  # so that the guess surely leaves before the statement ends (a queued one is never sent)
     db = connect(max_retries=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not even a warning about the key nobody asked for
@@ -190,6 +192,9 @@ def test_hung_guesses_neither_hold_the_statement_nor_take_workers_from_asked_key
     hung = made[1:3]  # guessed from the first row, with both workers of the pool; never asked for
     for job in hung:
         api.inject("hang", match=f"/{job}/checkpoints", seconds=3.0)
+    # Answers that take a while give the guesses time to leave before the statement ends (a guess still queued
+    # at the end is cancelled and never sent, which would prove nothing here).
+    api.latency = 0.2
     db = connect(max_workers=2)
     rows = db.execute(JOIN + " WHERE j.id NOT IN (?, ?)", hung).fetchall()
     assert {job for job, _, _ in rows} == set(made) - set(hung)
@@ -204,6 +209,7 @@ def test_hung_guesses_neither_hold_the_statement_nor_take_workers_from_asked_key
 def test_a_hung_guess_does_not_hold_up_the_end_of_the_process(api: FakeOpenAI) -> None:
     made = jobs(api, 4)
     api.inject("hang", match=f"/{made[1]}/checkpoints", seconds=120.0)
+    api.latency = 0.2  # so that the guess surely leaves before the statement ends
     script = textwrap.dedent(
         f"""
         import apsw, openai_vtab
@@ -222,6 +228,7 @@ def test_a_hung_guess_does_not_hold_up_the_end_of_the_process(api: FakeOpenAI) -
 
 def test_a_check_on_the_inner_table_still_reads_ahead(api: FakeOpenAI, connect: Callable[..., apsw.Connection]) -> None:
     made = jobs(api, 6)
+    api.latency = 0.2  # so that guesses leave before SQLite asks for their keys (a queued one is fetched anew)
     db = connect()
     sql = JOIN + " WHERE c.fine_tuned_model_checkpoint IS NOT NULL"
     assert "check fine_tuned_model_checkpoint IS NOT NULL" in db.execute("EXPLAIN QUERY PLAN " + sql).fetchall()[1][3]
@@ -233,6 +240,7 @@ def test_a_check_on_the_inner_table_still_reads_ahead(api: FakeOpenAI, connect: 
 def test_a_hung_guess_does_not_hold_up_the_end_of_the_shell(api: FakeOpenAI) -> None:
     made = jobs(api, 4)
     api.inject("hang", match=f"/{made[1]}/checkpoints", seconds=120.0)
+    api.latency = 0.2  # so that the guess surely leaves before the statement ends
     sql = (
         "SELECT count(*) FROM fine_tuning_jobs j JOIN job_checkpoints c ON c.fine_tuning_job_id = j.id "
         f"WHERE j.id != '{made[1]}'"
