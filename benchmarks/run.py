@@ -44,15 +44,25 @@ JOBS = 32
 ROWS_PER_JOB = 3
 RATE_LIMIT = 20  # requests a second, for the rate-limited IN
 RATE_KEYS = 64
+# The issue's join table: 16 succeeded jobs (among as many failed ones) whose responses take 300 ms each.
+JOIN_JOBS = 16
+JOIN_LATENCY = 0.3
 BIG_JOB = "ftjob-big"
 HUGE_JOB = "ftjob-huge"
 
 
-def _serve(pipe: Any, latency: float, huge: int, demo: bool) -> None:
-    """Child process: a populated fake API (the benchmark's jobs, or the demo organization) until told to stop."""
+def _serve(pipe: Any, latency: float, huge: int, data: str) -> None:
+    """Child process: a populated fake API (the benchmark's jobs, the join jobs, or the demo organization) until told
+    to stop."""
     api = FakeOpenAI(latency=latency)
-    if demo:
+    if data == "demo":
         populate(api)
+    elif data == "joins":
+        for n in range(JOIN_JOBS):
+            for status in ("succeeded", "failed"):
+                job = api.add_job(id=f"ftjob-{status}-{n:02d}", status=status)
+                api.add_checkpoints(job["id"], ROWS_PER_JOB)
+                api.add_event(job["id"], "done")
     else:
         for n in range(JOBS):
             job = api.add_job(id=f"ftjob-bench-{n:02d}")
@@ -74,10 +84,10 @@ def _serve(pipe: Any, latency: float, huge: int, demo: bool) -> None:
 
 
 @contextmanager
-def fake_api(latency: float, huge: int = 0, demo: bool = False) -> Iterator[tuple[str, str, Callable[[float], None]]]:
-    """(base_url, api_key, set_latency) of a fake API in a child process."""
+def fake_api(latency: float, huge: int = 0, data: str = "bench") -> Iterator[tuple[str, str, Callable[[float], None]]]:
+    """(base_url, api_key, set_latency) of a fake API in a child process; ``data``: bench, joins or demo."""
     parent, child = multiprocessing.Pipe()
-    process = multiprocessing.Process(target=_serve, args=(child, latency, huge, demo), daemon=True)
+    process = multiprocessing.Process(target=_serve, args=(child, latency, huge, data), daemon=True)
     process.start()
     base_url, key = parent.recv()
 
@@ -289,6 +299,55 @@ def network_scenarios(base_url: str, key: str, latency: float, repeat: int) -> l
     return results
 
 
+def join_forms(base_url: str, key: str, repeat: int) -> list[tuple[str, str, int, int, float]]:
+    """(form, SQL, requests, of them read ahead, median seconds) for the join forms of issue 13, each on a fresh
+    connection (an empty cache)."""
+    succeeded = "SELECT id FROM fine_tuning_jobs WHERE status = 'succeeded'"
+    local = "CREATE TEMP TABLE mine AS SELECT id FROM fine_tuning_jobs WHERE status = 'succeeded'"
+    forms = [
+        ("IN (the reference)", f"SELECT c.* FROM job_checkpoints c WHERE c.fine_tuning_job_id IN ({succeeded})", ""),
+        (
+            "JOIN jobs -> checkpoints",
+            "SELECT c.* FROM fine_tuning_jobs j JOIN job_checkpoints c ON c.fine_tuning_job_id = j.id "
+            "WHERE j.status = 'succeeded'",
+            "",
+        ),
+        (
+            "JOIN jobs -> events",
+            "SELECT e.* FROM fine_tuning_jobs j JOIN job_events e ON e.fine_tuning_job_id = j.id "
+            "WHERE j.status = 'succeeded'",
+            "",
+        ),
+        (
+            "JOIN, filter the jobs cannot see",
+            "SELECT c.* FROM fine_tuning_jobs j JOIN job_checkpoints c ON c.fine_tuning_job_id = j.id "
+            "WHERE j.status = 'succeeded' AND unicode(substr(j.id, -1)) % 4 = 0",
+            "",
+        ),
+        (
+            "local table, IN",
+            "SELECT c.* FROM job_checkpoints c WHERE c.fine_tuning_job_id IN (SELECT id FROM mine)",
+            local,
+        ),
+        ("local table, JOIN", "SELECT c.* FROM mine m JOIN job_checkpoints c ON c.fine_tuning_job_id = m.id", local),
+    ]
+    out = []
+    for name, sql, setup in forms:
+        counts: list[tuple[int, int]] = []
+
+        def run(sql: str = sql, setup: str = setup, counts: list[tuple[int, int]] = counts) -> None:
+            db = connection(base_url, key)
+            if setup:
+                db.execute(setup)
+            db.execute("DELETE FROM openai_requests")
+            db.execute(sql).fetchall()
+            counts.append(db.execute("SELECT count(*), total(speculative) FROM openai_requests").fetchone())
+
+        seconds = timed(run, repeat)
+        out.append((name, sql, counts[-1][0], int(counts[-1][1]), seconds))
+    return out
+
+
 def row_overhead(base_url: str, key: str, repeat: int) -> list[tuple[str, float, float]]:
     """(query, seconds, ratio to the raw loop) for 2,500 rows with no latency, cache off."""
     raw = Raw(base_url, key)
@@ -363,9 +422,11 @@ def main() -> None:
         set_latency(0.0)
         overhead = row_overhead(base_url, key, max(repeat, 5))
         peaks = memory(base_url, key, huge)
-    with fake_api(args.latency, demo=True) as (base_url, key, _):
+    with fake_api(args.latency, data="demo") as (base_url, key, _):
         round_trip, archived = archive_runs(base_url, key, repeat)
     limited = [(latency, *rate_limited_in(latency, repeat)) for latency in sorted({0.0, args.latency})]
+    with fake_api(JOIN_LATENCY, data="joins") as (base_url, key, _):
+        joins = join_forms(base_url, key, repeat)
 
     header = f"| {'scenario':<36} | requests | wall ms | vs one-by-one floor | vs openai SDK | vs requests loop |"
     print(header)
@@ -379,6 +440,18 @@ def main() -> None:
     target = 1.5 * math.ceil(JOBS / openai_vtab.DEFAULT_MAX_WORKERS) * args.latency
     verdict = "met" if concurrent.seconds <= target else "MISSED"
     print(f"\nIN target: <= 1.5 x ceil({JOBS}/8) x {args.latency * 1000:.0f} ms = {target * 1000:.0f} ms: {verdict}")
+
+    print(
+        f"\n| joins: {JOIN_JOBS} succeeded jobs of {2 * JOIN_JOBS}, {JOIN_LATENCY * 1000:.0f} ms per response "
+        "| requests | read ahead | wall ms | vs IN |"
+    )
+    print("|---|---|---|---|---|")
+    reference = joins[0][4]
+    for name, _, sent, ahead, seconds in joins:
+        print(f"| {name} | {sent} | {ahead} | {seconds * 1000:.0f} | {ratio(seconds, reference)} |")
+    join = next(seconds for name, *_, seconds in joins if name == "JOIN jobs -> checkpoints")
+    verdict = "met" if join <= 1.5 * reference else "MISSED"
+    print(f"\nJOIN target: <= 1.5 x the IN form = {1.5 * reference * 1000:.0f} ms: {verdict}")
 
     print("\n| per-row overhead, 2,500 rows, no latency, cache off | wall ms | vs requests loop |")
     print("|---|---|---|")

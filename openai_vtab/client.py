@@ -124,6 +124,7 @@ class Exchange:
     items: int = 0
     error: str | None = None
     cached: bool = False
+    speculative: bool = False  # sent ahead for a join before SQLite asked for its key (readahead.py)
     started: float = field(default_factory=time.time)
     never_arrived: bool = False  # the connection was never made: the request provably did not reach the server
 
@@ -163,9 +164,11 @@ class Client:
         self._limiters: dict[str, RateLimiter] = {}
         self._limiters_lock = threading.Lock()
 
-    def start_worker(self, abandoned: threading.Event) -> None:
-        """Run in each new worker thread: requests made on it stop waiting once ``abandoned`` is set."""
+    def start_worker(self, abandoned: threading.Event, *, speculative: bool = False) -> None:
+        """Run in each new worker thread: requests made on it stop waiting once ``abandoned`` is set, and are
+        logged as ``speculative`` (read-ahead) when it is true."""
         self._local.abandoned = abandoned
+        self._local.speculative = speculative
 
     def _session(self, methods: frozenset[str] = READ_METHODS) -> requests.Session:
         sessions = getattr(self._local, "sessions", None)
@@ -247,7 +250,7 @@ class Client:
         """
         credential = self.config.credential(admin, table=table)
         query = encode_query(params)
-        exchange = Exchange(path=path, query=query)
+        exchange = Exchange(path=path, query=query, speculative=getattr(self._local, "speculative", False))
         cache_key = (self._identity(credential), path, query)
         start = time.monotonic()
         try:

@@ -18,17 +18,20 @@ from .client import Pager
 from .errors import NotFoundError
 from .rows import Row
 
-__all__ = ["RowStream", "Source"]
+__all__ = ["RowStream", "Source", "fetch_rows"]
 
 POLL_SECONDS = 0.1
 
 
 @dataclass
 class Source:
-    """The pages of one key combination: ``key`` travels with every row it yields."""
+    """The pages of one key combination: ``key`` travels with every row it yields. ``first`` is its first page's
+    rows when they were already asked for (read ahead for a join): the stream waits for that, not a new request.
+    """
 
     key: tuple[Any, ...]
     pager: Pager
+    first: Future[list[Row]] | None = None
 
 
 class RowStream:
@@ -95,11 +98,11 @@ class RowStream:
     def _top_up(self) -> None:
         while self._waiting and len(self._in_flight) < self._window:
             source = self._waiting.popleft()
-            self._in_flight.append((source, self._executor.submit(self._fetch, source)))
+            future, source.first = source.first or self._executor.submit(self._fetch, source), None
+            self._in_flight.append((source, future))
 
     def _fetch(self, source: Source) -> list[Row]:
-        # Runs on a worker: turning items into rows there keeps the SQLite thread's per-row work minimal.
-        return self._to_rows(source, source.pager.next_page())
+        return fetch_rows(source, self._to_rows)
 
     def _wait(self, future: Future[list[Row]]) -> list[Row]:
         while True:
@@ -112,3 +115,9 @@ class RowStream:
                     future.cancel()
                     self.close()
                     raise
+
+
+def fetch_rows(source: Source, to_rows: Callable[[Source, list[dict[str, Any]]], list[Row]]) -> list[Row]:
+    """The rows of ``source``'s next page. Runs on a worker: turning items into rows there keeps the SQLite
+    thread's per-row work minimal."""
+    return to_rows(source, source.pager.next_page())

@@ -31,6 +31,7 @@ LOG_SCHEMA = """CREATE TABLE openai_requests(
     rows INTEGER,      -- items in the page
     attempts INTEGER,  -- 1 + retries
     cached INTEGER,    -- 1 when the response cache answered and nothing was sent
+    speculative INTEGER, -- 1 when read ahead for a join, before SQLite asked for that key
     error TEXT         -- what went wrong, or NULL
 )"""
 
@@ -148,6 +149,7 @@ class LogCursor:
             e.items,
             e.attempts,
             int(e.cached),
+            int(e.speculative),
             e.error,
         )[number]
 

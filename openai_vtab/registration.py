@@ -17,6 +17,7 @@ import apsw
 from .client import Client
 from .errors import RegistrationClosedError
 from .log import RequestLog
+from .readahead import SpeculationPool
 
 __all__ = ["Registration"]
 
@@ -57,7 +58,8 @@ class Registration:
     there; raising from one aborts the query). ``allow_writes``: whether INSERT, UPDATE and DELETE may call the
     API; ``on_change``, callbacks given one line per object a write changed (the shell prints them);
     ``last_insert_id``, the id of the object the last INSERT created. ``client`` and ``single_key_scans`` serve
-    the package's own shell.
+    the package's own shell, ``cursors`` (the open cursors of its tables) and ``speculation`` its read-ahead for
+    joins.
 
     It is a context manager: ``with openai_vtab.register(db) as registration:`` closes it at the end of the
     block (see ``close()``). The worker threads start with the first query that fetches, not before.
@@ -84,6 +86,9 @@ class Registration:
         # Per table, the scans that received a single key (a join's inner loop) rather than an IN set: the
         # shell reads it to suggest the concurrent IN form when a statement fetched many keys one by one.
         self.single_key_scans: Counter[str] = Counter()
+        # The open cursors of this registration's tables: read-ahead looks here for a join's outer cursor.
+        self.cursors: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._speculation: SpeculationPool | None = None
         self._connection = weakref.ref(connection)
         self._executor: ThreadPoolExecutor | None = None
         self._abandoned = threading.Event()
@@ -112,18 +117,34 @@ class Registration:
             )
         return self._executor
 
+    @property
+    def speculation(self) -> SpeculationPool | None:
+        """The daemon threads that fetch keys read ahead for joins (readahead.py); None once closed."""
+        if self._closed.is_set():
+            return None
+        if self._speculation is None:
+            self._speculation = SpeculationPool(self.max_workers, self._prepare_speculation)
+        return self._speculation
+
+    def _prepare_speculation(self) -> None:
+        # Read per task, not per thread: abandon() replaces the event, and these threads outlive it.
+        self.client.start_worker(self._abandoned, speculative=True)
+
     def close(self) -> None:
         """Stop the worker threads and drop the cached answers; calling it again does nothing.
 
         Queued fetches are dropped and retry waits end at once; a request already on the wire is waited for
-        (at most its timeout), so no thread of this registration outlives the call. The connection stays open
-        and the request log readable, but a query that reads an OpenAI table raises RegistrationClosedError;
-        ``register()`` the connection again to query them. A thread left behind by an earlier interrupt ends
-        on its own, within its request's timeout.
+        (at most its timeout), so no worker thread of this registration outlives the call. A request read ahead
+        for a join is not waited for: its daemon thread ends on its own, within the request's timeout, and
+        never holds up the end of the process. The connection stays open and the request log readable, but a
+        query that reads an OpenAI table raises RegistrationClosedError; ``register()`` the connection again to
+        query them. A thread left behind by an earlier interrupt ends on its own, within its request's timeout.
         """
         if self._closed.is_set():
             return
         self._closed.set()
+        if self._speculation is not None:
+            self._speculation.stop()  # not waited for: a guess still on the wire ends within its timeout
         executor, self._executor = self._executor, None
         if executor is not None:
             self._abandoned.set()

@@ -13,8 +13,8 @@ apsw from 3.45. Added here, mostly for habits from the sqlite3 CLI:
   their bytes in the text modes, as sqlite3 writes them;
 * ``.openai``: the effective API settings, the key masked, and where each setting came from;
 * on a terminal, a self-erasing progress line while a statement has waited on the API for over a second;
-* once per session, a ``hint:`` on stderr when a statement fetched many keys one at a time (a join), where
-  ``IN (SELECT ...)`` would have fetched them concurrently;
+* once per session, a ``hint:`` on stderr when a statement fetched many keys one at a time (a join from a table
+  of the user's own), where ``IN (SELECT ...)`` would have fetched them concurrently;
 * ``--cache-ttl SECONDS``: how long API answers are reused (``register(cache_ttl=...)``; 0 turns the cache off);
 * ``--demo``: the fake API of ``openai_vtab.testing`` on 127.0.0.1, serving a sample organization, and
   ``--demo-server``: the same for other programs (``demo_server``);
@@ -150,7 +150,8 @@ class JoinHint:
     """The one-time hint that a statement fetched many keys one at a time, where ``IN`` fetches them at once.
 
     A join from a local table hands the API table one key per outer row, so the keys are fetched one after
-    another; ``IN (SELECT ...)`` hands over the whole set, fetched ``max_workers`` at a time. Call ``begin()``
+    another; ``IN (SELECT ...)`` hands over the whole set, fetched ``max_workers`` at a time. A join from one of
+    the package's own tables reads ahead instead (readahead.py), and its scans are not counted. Call ``begin()``
     before each statement and ``end()`` after it: ``end()`` returns the hint (lines ending in a newline) the first
     time a statement qualifies, and None otherwise, including every time after that.
     """

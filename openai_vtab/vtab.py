@@ -14,6 +14,9 @@ Planning follows rules found by experiment (DESIGN.md has the list):
 * No order is ever claimed: the API promises none, and rows of several keys are concatenated.
 * LIMIT is only a hint for the first page size, and only without ORDER BY: SQLite still applies it.
 * Rowids come from a hash of the keys and the object id, so a MULTI-INDEX OR de-duplicates correctly.
+* ``=`` (BINARY), ``IS NULL`` and ``IS NOT NULL`` on a visible column are taken as checks, never omitted: the
+  cursor drops only the rows SQLite would surely drop, so that a join's inner table reads ahead (readahead.py)
+  for the rows SQLite will see.
 * The plan travels to Filter as idxStr, written for people: EXPLAIN QUERY PLAN shows it
   (``key fine_tuning_job_id IN; used: id, step_number``, or ``MISSING fine_tuning_job_id: will fail``).
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
@@ -39,7 +43,8 @@ from .errors import (
     WriteRefusedError,
     warn,
 )
-from .fetch import RowStream, Source
+from .fetch import RowStream, Source, fetch_rows
+from .readahead import Follower, Leader, SpeculationPool
 from .registration import Registration
 from .rows import Row, row_maker
 from .tables import Bound, Table
@@ -73,6 +78,16 @@ OPERATORS = {
 # How a plan names a required bound no constraint gives (after MISSING, next to key names).
 BOUND_MISSING = "lower bound on "
 
+# Constraints on a visible column that the cursor checks on its own rows, exactly as SQLite would, never omitted
+# (SQLite checks them again): rows SQLite would drop are then never seen, nor read ahead for by a join's inner
+# table. Only what Python decides exactly as SQLite does: LIKE is left out, as its case rules and a user's own
+# like() are SQLite's business.
+CHECKS = {
+    apsw.SQLITE_INDEX_CONSTRAINT_EQ: "=",
+    apsw.SQLITE_INDEX_CONSTRAINT_ISNULL: "IS NULL",
+    apsw.SQLITE_INDEX_CONSTRAINT_ISNOTNULL: "IS NOT NULL",
+}
+
 # How a key reaches Filter (the words EXPLAIN QUERY PLAN shows after the key's name).
 KEY_EQ = ""
 KEY_IN = "IN"
@@ -81,10 +96,11 @@ KEY_IN_ONE_BY_ONE = "IN, one key at a time"
 
 @dataclass(frozen=True)
 class Step:
-    """One value Filter receives, in argv order: ``kind`` is key, param, limit or offset.
+    """One value Filter receives, in argv order: ``kind`` is key, param, bound, check, limit or offset.
 
     ``name`` is the key or column; ``how`` says how a key arrives (``KEY_EQ``, ``KEY_IN``: the whole IN set,
-    ``KEY_IN_ONE_BY_ONE``: an IN list SQLite hands over one value per Filter call).
+    ``KEY_IN_ONE_BY_ONE``: an IN list SQLite hands over one value per Filter call), or a bound's or a check's
+    operator.
     """
 
     kind: str
@@ -203,6 +219,7 @@ class VirtualTable:
     def BestIndexObject(self, info: apsw.IndexInfo) -> bool:  # noqa: N802
         """Choose which constraints reach Filter; see the module docstring for the rules."""
         steps: list[Step] = []
+        checks: list[tuple[int, Step]] = []  # taken last, and only by a plan that can run
         limit_ops = (apsw.SQLITE_INDEX_CONSTRAINT_LIMIT, apsw.SQLITE_INDEX_CONSTRAINT_OFFSET)
 
         # A key constrained both by a join's = and by an IN list must take the =: given the IN set, every row of
@@ -235,6 +252,13 @@ class VirtualTable:
             elif (name, OPERATORS.get(op)) in self.bounds:
                 # Never omitted: the API's answer is a superset that SQLite narrows to what the query keeps.
                 steps.append(Step("bound", name, OPERATORS[op]))
+            elif (
+                op in CHECKS
+                and name in self.column_index
+                and (op != apsw.SQLITE_INDEX_CONSTRAINT_EQ or info.get_aConstraint_collation(i) == "BINARY")
+            ):
+                checks.append((i, Step("check", name, CHECKS[op])))
+                continue
             elif op in limit_ops and info.nOrderBy == 0:
                 steps.append(Step("limit" if op == apsw.SQLITE_INDEX_CONSTRAINT_LIMIT else "offset"))
             else:
@@ -246,6 +270,10 @@ class VirtualTable:
         missing = tuple(key for key in self.table.keys if key not in keys_given) + tuple(
             f"{BOUND_MISSING}{column}" for column, bound in self.table.required_bounds if bound.param not in bounded
         )
+        if not missing:
+            for i, step in checks:
+                steps.append(step)
+                info.set_aConstraintUsage_argvIndex(i, len(steps))
         if missing:
             info.estimatedCost = COST_MISSING_KEY
             info.estimatedRows = ROWS_MISSING_KEY
@@ -324,6 +352,14 @@ class Cursor:
         self._pos = 0
         self._ncols = len(self.table.columns)
         self._identity = vtable.identity_index
+        self._checks: list[tuple[int, str, Any]] = []
+        # Numbers the rows this cursor stands on, across Filter calls, so that read-ahead can tell which of the
+        # rows it guessed from SQLite has passed by.
+        self._row_number = 0
+        # As a join's outer cursor: the keys inner tables read ahead from its rows. As an inner one: the link.
+        self.ahead = Leader(self.registration.max_workers)
+        self._follower = Follower(self, self.registration.max_workers)
+        self.registration.cursors.add(self)
 
     def Filter(self, indexnum: int, indexname: str, constraintargs: Sequence[Any]) -> None:  # noqa: N802
         """Start a fresh scan for the keys SQLite passes; everything from an earlier scan is dropped."""
@@ -333,6 +369,7 @@ class Cursor:
             raise MissingRequiredKeyError(self._missing_key_message(plan.missing))
         keys: dict[str, list[str]] = {name: [option.default] for name, option in self.vtable.options.items()}
         params: dict[str, Any] = {}
+        checks: list[tuple[int, str, Any]] = []
         bounds: dict[Bound, list[int]] = {}
         limit = offset = None
         self._make_row = self.vtable.row_maker(frozenset(self.vtable.column_index[name] for name in plan.used))
@@ -347,6 +384,11 @@ class Cursor:
                 if value is None:
                     return  # a comparison with NULL is never true
                 bounds.setdefault(self.vtable.bounds[step.name, step.how], []).append(self._bound_value(step, value))
+            elif step.kind == "check":
+                if step.how == "=" and value is None:
+                    return  # col = NULL is never true
+                if step.name in plan.used:  # a column the statement never reads is left NULL in the rows
+                    checks.append((self.vtable.column_index[step.name], step.how, value))
             elif step.kind == "limit":
                 limit = value
             else:
@@ -361,36 +403,73 @@ class Cursor:
                     f"{self.table.name}: {name} must be one of {', '.join(map(repr, option.choices))}, not "
                     f"{_short(wrong[0])}; without a value it is {option.default!r}"
                 )
-        # A join's inner loop hands keys over one by one: the shell counts those scans to suggest an IN list.
-        if self.table.keys and all(step.how == KEY_EQ for step in plan.steps):
-            self.registration.single_key_scans[self.table.name] += 1
         first_page = None
         if isinstance(limit, int) and limit >= 0:
             wanted = limit + (offset if isinstance(offset, int) and offset > 0 else 0)
             if isinstance(self.table.page_size, int) and wanted < self.table.page_size:
                 first_page = max(1, wanted)
-        sources = [
-            Source(
-                key,
-                Pager(
-                    self.registration.client,
-                    self.table,
-                    dict(zip(self.table.keys, key, strict=False)),  # the keys, then the options' values
-                    {**params, **dict(zip(self.vtable.options, key[len(self.table.keys) :], strict=True))},
-                    first_page_size=first_page,
-                ),
+
+        def source(key: tuple[str, ...]) -> Source:
+            pager = Pager(
+                self.registration.client,
+                self.table,
+                dict(zip(self.table.keys, key, strict=False)),  # the keys, then the options' values
+                {**params, **dict(zip(self.vtable.options, key[len(self.table.keys) :], strict=True))},
+                first_page_size=first_page,
             )
-            for key in product(*(keys[name] for name in self.table.hidden))
-        ]
+            return Source(key, pager)
+
+        # Taken first: its abandon event is the one read-ahead's requests must see too.
+        executor = self.registration.executor
+        sources = [source(key) for key in product(*(keys[name] for name in self.table.hidden))]
+        # Checks only filter rows on this thread, so the rows a key's first page gives are the same with them.
+        given = [step for step in plan.steps if step.kind != "check"]
+        one_key = len(given) == 1 and given[0].kind == "key" and given[0].how == KEY_EQ
+        from_our_table = False
+        if one_key and len(self.table.hidden) == 1 and len(sources) == 1:
+            pool = self.registration.speculation
+            start = None if pool is None else functools.partial(self._guess, pool, source, self._make_row)
+            from_our_table, ahead = self._follower.first_source(self.registration.cursors, sources[0].key[0], start)
+            sources = [ahead or sources[0]]
+        # A join's inner loop hands keys over one by one: the shell counts the scans whose key came from a table of
+        # the user's own (ours read ahead) to suggest an IN list.
+        if self.table.keys and all(step.how == KEY_EQ for step in given) and not from_our_table:
+            self.registration.single_key_scans[self.table.name] += 1
+        self._checks = checks
         self._stream = RowStream(
             sources,
-            self.registration.executor,
+            executor,
             window=self.registration.max_workers,
             poll=self.registration.poll,
             on_not_found=self._not_found,
             to_rows=self._to_rows,
         )
         self._advance_page()
+
+    def _guess(
+        self,
+        pool: SpeculationPool,
+        source: Callable[[tuple[str, ...]], Source],
+        make_row: Callable[[dict[str, Any], tuple[Any, ...]], Row],
+        key: str,
+    ) -> tuple[Source, Future[list[Row]]]:
+        """Start fetching the first page of ``key`` ahead of SQLite asking for it (read-ahead for a join)."""
+        started = source((key,))
+
+        def to_rows(source: Source, items: list[dict[str, Any]]) -> list[Row]:
+            # The row function of the statement that guessed, even if this cursor is filtered anew meanwhile.
+            return [make_row(item, source.key) for item in items]
+
+        return started, pool.submit(functools.partial(fetch_rows, started, to_rows))
+
+    def current(self) -> tuple[int, Row] | None:
+        """(number, row) of the row SQLite is on, or None (for read-ahead: a join's inner table looks here)."""
+        return (self._row_number, self._rows[self._pos]) if self._pos < len(self._rows) else None
+
+    def upcoming(self, count: int) -> list[tuple[int, Row]]:
+        """(number, row) of up to ``count`` rows after the current one that are already fetched."""
+        start = self._pos + 1
+        return [(self._row_number + n, row) for n, row in enumerate(self._rows[start : start + count], 1)]
 
     def _to_rows(self, source: Source, items: list[dict[str, Any]]) -> list[Row]:
         """Each item as the full row SQLite sees: the visible columns, then the hidden keys."""
@@ -473,12 +552,19 @@ class Cursor:
     def _reset(self) -> None:
         if self._stream is not None:
             self._stream.close()
+        self.ahead.forget()  # guesses made from the rows of the scan that ends here
         self._stream = None
         self._rows = []
         self._pos = 0
+        self._row_number += 1
 
     def _advance_page(self) -> None:
-        batch = self._stream.next_batch() if self._stream is not None else None
+        while True:
+            batch = self._stream.next_batch() if self._stream is not None else None
+            if batch and self._checks:
+                batch = [row for row in batch if _passes(row, self._checks)]
+            if batch is None or batch:
+                break
         self._rows, self._pos = batch or [], 0
 
     def Eof(self) -> bool:  # noqa: N802
@@ -488,6 +574,7 @@ class Cursor:
     def Next(self) -> None:  # noqa: N802
         """Move to the next row, fetching the next page only when this one is used up."""
         self._pos += 1
+        self._row_number += 1
         if self._pos >= len(self._rows):
             self._advance_page()
 
@@ -507,8 +594,29 @@ class Cursor:
         return rowid
 
     def Close(self) -> None:  # noqa: N802
-        """Release the scan."""
+        """Release the scan, and what was read ahead for it or from it (nothing waits for a request on the wire)."""
+        self._follower.close()
         self._reset()
+        self.registration.cursors.discard(self)
+
+
+def _passes(row: Row, checks: list[tuple[int, str, Any]]) -> bool:
+    """Whether SQLite keeps ``row`` under ``checks`` (see CHECKS): a row is dropped only when that is certain.
+
+    ``=`` under BINARY: NULL never equals; two texts equal only byte for byte. Any other pair of types is left to
+    SQLite (its affinity rules may convert one side).
+    """
+    for index, op, value in checks:
+        cell = row[index]
+        if op == "IS NULL":
+            if cell is not None:
+                return False
+        elif op == "IS NOT NULL":
+            if cell is None:
+                return False
+        elif cell is None or (cell.__class__ is str and value.__class__ is str and cell != value):
+            return False
+    return True
 
 
 def _sql_type(value: Any) -> str:
