@@ -7,7 +7,8 @@ and ``client.Pager`` runs them, with the one loop that guards against servers th
   page, and those of the next page given the answer (None: that was the last). ``NO_PAGING``,
   ``AFTER_CURSOR`` (``after`` = the last item's id) and ``PAGE_TOKEN`` (``page`` = the answer's ``next_page``)
   are the styles the tables use.
-* A decoder turns a body's bytes into Python values: ``JSON`` for API objects, ``CSV`` for result files.
+* A decoder turns a body's bytes into Python values: ``JSON`` for API objects (``jsonfast.loads``: orjson's
+  speed, the standard library's values), ``CSV`` for result files.
 * ``items`` says where the rows sit in a decoded body: ``"data[]"`` for the API's list wrapper, ``"[]"`` for a
   body that is itself the list, ``"data[].results[]"`` for rows inside the items of a list (usage buckets):
   each such row carries the object it sits in under ``"parent"``.
@@ -26,6 +27,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from . import jsonfast
 
 __all__ = [
     "AFTER_CURSOR",
@@ -166,7 +169,7 @@ def _csv_rows(body: bytes) -> list[dict[str, Any]]:
     return rows
 
 
-JSON = Decoder("JSON", json.loads)
+JSON = Decoder("JSON", jsonfast.loads)
 CSV = Decoder("CSV", _csv_rows)
 
 

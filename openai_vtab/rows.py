@@ -3,22 +3,23 @@
 This is the per-row hot path of every scan. SQLite applies no affinity to virtual-table columns, so the
 declared types are enforced here (a JSON ``1`` in a REAL column must divide like ``1.0``; nested objects
 become JSON text). To keep the cost near that of merely parsing the JSON, each table gets one generated
-function that reads every column with inline expressions, rather than one Python call per column per row.
+function that reads every column with inline expressions, rather than one Python call per column per row: a
+value that already has its column's type, or is absent, never leaves that expression. JSON text is written by
+``jsonfast.dumps`` (orjson, with exactly the standard library's text).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from .jsonfast import dumps as _to_json
 from .tables import Column
 
 __all__ = ["Row", "row_maker"]
 
 Row = tuple[Any, ...]
 _EMPTY: dict[str, Any] = {}
-_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _text(value: Any) -> Any:
@@ -43,11 +44,12 @@ def _real(value: Any) -> Any:
     return _number(value, float)
 
 
-# For each type: the expression when the value already has the right Python type, else a helper call.
+# For each type: the expression when the value already has the right Python type or is absent (optional fields,
+# such as most checkpoints' validation metrics, are absent on many rows), else a helper call.
 _FAST = {
     "TEXT": "(v if (v := {get}) is None or v.__class__ is str else _text(v))",
-    "INTEGER": "(v if (v := {get}).__class__ is int else _integer(v))",
-    "REAL": "(v if (v := {get}).__class__ is float else _real(v))",
+    "INTEGER": "(v if (v := {get}).__class__ is int or v is None else _integer(v))",
+    "REAL": "(v if (v := {get}).__class__ is float or v is None else _real(v))",
     "JSON": "(None if (v := {get}) is None else _to_json(v))",
 }
 
@@ -74,8 +76,8 @@ def row_maker(
                 lines.append(f"    {name} = item")
                 for part in parent:
                     lines.append(f"    {name} = {name}.get({part!r}, None) if {name}.__class__ is dict else None")
-                lines.append(f"    {name} = {name} if {name}.__class__ is dict else _EMPTY")
-            get = f"{name}.get({leaf!r})"
+                lines.append(f"    {name} = ({name} if {name}.__class__ is dict else _EMPTY).get")
+            get = f"{name}({leaf!r})"
         else:
             get = f"get({leaf!r})"
         values.append(_FAST[column.type].format(get=get))
