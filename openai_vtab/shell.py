@@ -517,8 +517,15 @@ As in sqlite3:
         return details
 
     def handle_interrupt(self) -> None:
-        """Ctrl-C: interrupt the statement (apsw's way), and remember that a request may still be in flight."""
+        """Ctrl-C: interrupt the statement (apsw's way), and remember that a request may still be in flight.
+
+        Reading a script or a pipe, sqlite3 reports the interrupted statement, stops reading and exits 1; apsw
+        would leave silently.
+        """
         self.interrupted = True
+        if not self.interactive or self.bail:
+            self.failures += 1
+            self.write_error(f"Error{self._location()}: interrupted\n")
         try:
             super().handle_interrupt()
         finally:
@@ -1083,7 +1090,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with shell.session():
             status = shell.run(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:
-        status = 130
+        status = 1  # as sqlite3, whose Ctrl-C fails the statement it stops
     except SystemExit as exit:  # .exit, .quit, -help, -version
         status = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
         if status == 0 and shell.failures and not shell.interactive:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -671,6 +672,33 @@ def test_interactive_session_prompt_settings_progress_and_ctrl_c(api: FakeOpenAI
         assert api.api_key not in shell.raw
     finally:
         shell.close()
+
+
+def test_ctrl_c_while_reading_a_pipe_reports_the_statement_and_exits_1_as_sqlite3(
+    api: FakeOpenAI, tmp_path: Path
+) -> None:
+    slow = job_with_checkpoints(api, 3)
+    api.inject("hang", seconds=20, match=slow)
+    script = tmp_path / "slow.sql"
+    script.write_text(f"SELECT count(*) FROM job_checkpoints('{slow}');\nSELECT 'after';\n")
+    with script.open() as stdin:
+        shell = subprocess.Popen(
+            [str(SCRIPT), ":memory:"],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=environment(api),
+        )
+    deadline = time.monotonic() + 10
+    while not any(slow in r.keys for r in api.requests) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    shell.send_signal(signal.SIGINT)
+    out, err = shell.communicate(timeout=15)
+    # sqlite3 3.40 here: "Runtime error near line 1: interrupted (9)", nothing more read, exit status 1.
+    assert (shell.returncode, out) == (1, "")
+    assert err.splitlines()[-1] == "Error near line 1: interrupted"
 
 
 def test_demo_says_it_serves_sample_data_only_on_a_terminal(sample: FakeOpenAI, tmp_path: Path) -> None:
