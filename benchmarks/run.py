@@ -283,7 +283,7 @@ def network_scenarios(base_url: str, key: str, latency: float, repeat: int) -> l
             False,
         ),
         (
-            f"JOIN over the same {JOBS} jobs",
+            f"JOIN from a local table, {JOBS} jobs",
             "SELECT * FROM my_jobs m JOIN job_checkpoints c ON c.fine_tuning_job_id = m.id",
             (),
             JOBS,
@@ -291,7 +291,7 @@ def network_scenarios(base_url: str, key: str, latency: float, repeat: int) -> l
             False,
         ),
         (
-            f"JOIN, each of {JOBS} keys 3 times",
+            f"local JOIN, each of {JOBS} keys 3x",
             "SELECT * FROM my_runs m JOIN job_checkpoints c ON c.fine_tuning_job_id = m.id",
             (),
             3 * JOBS,
