@@ -110,7 +110,8 @@ class PartialWriteError(OpenAIVTabError):
     """A write statement failed after some of its API calls succeeded; SQLite cannot undo those.
 
     ``changed`` are the ids changed (or created) before the failure, ``unchanged`` those the statement matched
-    but did not change (the failing one first), ``error`` the failure itself (also ``__cause__``).
+    but did not change (the failing one first; inside BEGIN ... COMMIT only the failing one, since the others
+    cannot be told for certain from rows read earlier), ``error`` the failure itself (also ``__cause__``).
     """
 
     def __init__(self, message: str, *, changed: list[str], unchanged: list[str], error: BaseException) -> None:

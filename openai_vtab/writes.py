@@ -116,25 +116,37 @@ class TableWriter:
         self._changed: dict[int, str] = {}  # rowid -> id, in the order the calls succeeded
         self._inserted = 0
         self._statement = 0
+        self._kind = ""  # INSERT, UPDATE or DELETE: the write the current statement made so far
+        self._wrote = False  # a write call was made since the statement's scan
+        self._over = False  # the current statement certainly ended (one of its rows failed)
+        self._certain = False  # every row in ``_matched`` certainly belongs to the current statement
 
     def begin(self) -> None:
         """A write transaction starts: record the rows it matches."""
         self.recording = True
-        self._start_statement(self.registration.total_changes())
+        # xBegin runs inside the transaction's first write statement, before its scan: what it records is its own.
+        self._start_statement(certain=True)
 
-    def _start_statement(self, statement: int) -> None:
-        self._statement = statement
+    def _start_statement(self, *, certain: bool = False) -> None:
+        self._statement = self.registration.total_changes()
+        self._kind = ""
+        self._wrote = self._over = False
+        self._certain = certain
         self._matched.clear()
         self._changed.clear()
         self._inserted = 0
 
-    def _same_statement(self) -> None:
-        # SQLite starts a virtual table's transaction once per BEGIN ... COMMIT, not once per statement, and calls
-        # no hook between statements; total_changes() moves only when a statement ends, so it tells them apart and
-        # a partial failure names the ids of its own statement only.
-        statement = self.registration.total_changes()
-        if statement != self._statement:
-            self._start_statement(statement)
+    def _enter(self, kind: str) -> None:
+        """A write call of ``kind``: start a new statement when the last one is known to have ended.
+
+        SQLite begins a virtual table's transaction once per BEGIN ... COMMIT and calls no hook between
+        statements, so the boundaries are inferred: total_changes() moves when a statement ends with changes, a
+        failed row ends its statement, and one statement makes one kind of write.
+        """
+        if self._over or self._kind not in ("", kind) or self.registration.total_changes() != self._statement:
+            self._start_statement()
+        self._kind = kind
+        self._wrote = True
 
     def end(self) -> None:
         """The transaction ended (committed or rolled back: the API calls made stay made either way)."""
@@ -143,13 +155,19 @@ class TableWriter:
         self._changed.clear()
 
     def saw(self, rowid: int, row: tuple[Any, ...]) -> None:
-        """A cursor's row whose rowid SQLite asked while a write runs: one the statement matched."""
-        self._same_statement()
+        """A cursor's row whose rowid SQLite asked while a write transaction is open.
+
+        SQLite reads every row an UPDATE or DELETE matches before it changes the first, so a row read after a
+        write call belongs to a later statement. Rows a SELECT inside the transaction read are recorded too, which
+        is why only the transaction's first statement trusts its list (``_certain``).
+        """
+        if self._wrote or self._over or self.registration.total_changes() != self._statement:
+            self._start_statement()
         self._matched.setdefault(rowid, row)
 
     def insert(self, fields: tuple[Any, ...]) -> int:
         """INSERT of one row: POST the create; the new object's rowid."""
-        self._same_statement()
+        self._enter("INSERT")
         row = dict(zip(self.names, fields, strict=True))
         self._inserted += 1
         try:
@@ -176,7 +194,7 @@ class TableWriter:
 
     def change(self, rowid: int, fields: tuple[Any, ...]) -> None:
         """UPDATE of one row (only ``status`` can be set: the guard saw to it): POST the status's call."""
-        self._same_statement()
+        self._enter("UPDATE")
         row = dict(zip(self.names, fields, strict=True))
         self._matched.setdefault(rowid, fields)
         status = row.get("status")
@@ -192,7 +210,7 @@ class TableWriter:
 
     def delete(self, rowid: int) -> None:
         """DELETE of one row, known by the rowid its scan gave: send the DELETE."""
-        self._same_statement()
+        self._enter("DELETE")
         fields = self._matched.get(rowid)
         if fields is None:  # SQLite always asks a row's rowid before deleting it; this guards against a change
             raise WriteRefusedError(
@@ -254,21 +272,29 @@ class TableWriter:
         )
 
     def _unchanged(self, failed: str) -> list[str]:
-        """The ids matched but not changed, the one that failed first."""
+        """The ids matched but not changed, the one that failed first; only it when the others are not certain."""
+        if not self._certain:
+            return [failed]
         id_index = self.names.index("id")
         rest = [str(row[id_index]) for rowid, row in self._matched.items() if rowid not in self._changed]
         return [failed, *(ident for ident in rest if ident != failed)]
 
     def _fail(self, statement: str, at: str, unchanged: list[str], error: OpenAIVTabError) -> NoReturn:
-        """Raise the error of a failed row: itself when nothing was changed yet, else one naming both lists."""
+        """Raise the error of a failed row: itself when nothing was changed yet, else one naming both lists.
+
+        The failure ends the statement (SQLite aborts it), so the next write call starts a new one.
+        """
+        self._over = True
         changed = list(self._changed.values())
         if not changed:
             raise error
         verb = "created" if statement == "INSERT" else "changed"
+        # Inside BEGIN ... COMMIT the statement's other rows cannot be told from rows read before it: say so.
+        after = "" if statement == "INSERT" or self._certain else " and any rows the statement matched after it"
         raise PartialWriteError(
             f"{self.table.name}: {statement} failed at {at} after {len(changed)} {self.writes.noun}(s) were "
             f"{verb}. SQLite cannot undo API calls, so nothing was rolled back: {verb}: {_ids(changed)}; not "
-            f"{verb}: {_ids(unchanged)}. The failure: {error}",
+            f"{verb}: {_ids(unchanged)}{after}. The failure: {error}",
             changed=changed,
             unchanged=unchanged,
             error=error,

@@ -243,7 +243,8 @@ def test_a_multi_row_update_that_fails_half_way_names_what_changed(api: FakeOpen
 def test_a_half_way_failure_inside_begin_names_only_its_own_statements_ids(
     api: FakeOpenAI, wdb: apsw.Connection
 ) -> None:
-    # SQLite begins the table's transaction once for BEGIN ... COMMIT: an earlier statement's ids are not this one's.
+    # SQLite begins the table's transaction once for BEGIN ... COMMIT: an earlier statement's ids are not this one's,
+    # and rows the transaction read before cannot be told from this statement's, so only the failing id is named.
     for _ in range(4):
         api.add_job(status="running")
     earlier, first, failing, last = [row[0] for row in wdb.execute("SELECT id FROM fine_tuning_jobs")]
@@ -254,7 +255,35 @@ def test_a_half_way_failure_inside_begin_names_only_its_own_statements_ids(
         wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled' WHERE id IN (?, ?, ?)", (first, failing, last))
     wdb.execute("COMMIT")
     assert caught.value.changed == [first]
-    assert caught.value.unchanged == [failing, last]
+    assert caught.value.unchanged == [failing]
+    assert f"not changed: {failing} and any rows the statement matched after it." in str(caught.value)
+
+
+def test_inside_begin_a_failed_statement_does_not_leak_into_the_next(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    # A failed statement moves no total_changes(): its ids must still not show up in the next statement's error.
+    jobs = {g: [api.add_job(status=s)["id"] for s in ("running", "succeeded", "running")] for g in "ab"}
+    wdb.execute("BEGIN")
+    for group in "ab":
+        with pytest.raises(openai_vtab.PartialWriteError) as caught:
+            wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled' WHERE id IN (?, ?, ?)", jobs[group])
+        assert set(caught.value.changed) <= set(jobs[group]) and len(caught.value.changed) == 1
+        assert caught.value.unchanged[0] == jobs[group][1]
+        assert set(caught.value.unchanged) <= set(jobs[group])
+    wdb.execute("COMMIT")
+
+
+def test_inside_begin_rows_a_select_read_are_not_listed_as_not_changed(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    others = [api.add_job(status="succeeded")["id"] for _ in range(3)]
+    paused = api.add_job(status="running")["id"]
+    targets = [api.add_job(status=s)["id"] for s in ("running", "succeeded", "running")]
+    wdb.execute("BEGIN")
+    wdb.execute("UPDATE fine_tuning_jobs SET status = 'paused' WHERE id = ?", (paused,))
+    assert len(wdb.execute("SELECT rowid, id FROM fine_tuning_jobs").fetchall()) == 7
+    with pytest.raises(openai_vtab.PartialWriteError) as caught:
+        wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled' WHERE id IN (?, ?, ?)", targets)
+    wdb.execute("COMMIT")
+    assert not set(caught.value.unchanged) & {*others, paused}
+    assert caught.value.unchanged[0] == targets[1]
 
 
 def test_a_failure_on_the_first_row_is_the_apis_own_error(api: FakeOpenAI, wdb: apsw.Connection) -> None:
