@@ -126,6 +126,8 @@ class Exchange:
     cached: bool = False
     started: float = field(default_factory=time.time)
     never_arrived: bool = False  # the connection was never made: the request provably did not reach the server
+    # An attempt before the last reached the server and got no clear answer: a write may have been applied by it.
+    earlier_attempt_reached: bool = False
 
 
 @dataclass(frozen=True)
@@ -325,6 +327,7 @@ class Client:
                 # The body broke off after urllib3's retries were done with the request: retry it here.
                 reason = _reason(exc)
                 failure = "broke off before the whole answer arrived"
+                exchange.earlier_attempt_reached = True
             except requests.exceptions.SSLError as exc:
                 error: APIError = APIConnectionError(
                     f"{table}: {method} {path}: the TLS certificate of {self.config.host} could not be verified "
@@ -339,6 +342,8 @@ class Client:
             else:
                 history = getattr(getattr(response.raw, "retries", None), "history", ())
                 exchange.attempts += len(history)
+                if any(map(_may_have_been_applied, history)):
+                    exchange.earlier_attempt_reached = True
                 return response
             finally:
                 # The slot of the last attempt (urllib3's retries took new ones on the way).
@@ -467,6 +472,7 @@ class Client:
             return self._check(answer, path, table, credential, exchange.attempts, JSON, method)
         except APIError as exc:
             exchange.error = self.config.scrub(exc.message.split("; ")[0])
+            exc.earlier_attempt_reached = exchange.earlier_attempt_reached
             unknown = exchange.status is None and not exchange.never_arrived
             if not resend and unknown_outcome and (unknown or exchange.status in (408, *range(500, 600))):
                 # In place of the usual "try again" advice, which could create the object twice.
@@ -486,6 +492,14 @@ def _status_and_headers(response: Any) -> tuple[int | None, Mapping[str, str] | 
     if response is None:
         return None, None
     return getattr(response, "status_code", None) or response.status, response.headers
+
+
+def _may_have_been_applied(attempt: Any) -> bool:
+    """Whether a failed attempt in urllib3's retry history reached the server without a clear answer: a 408 or
+    5xx, or a connection that broke after it was made (a 429 or a redirect was not applied)."""
+    if attempt.status is not None:
+        return bool(attempt.status == 408 or attempt.status >= 500)
+    return attempt.error is not None and not isinstance(attempt.error, ConnectTimeoutError)
 
 
 def _reason(exc: BaseException) -> str:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import apsw
 
 from .client import encode_path
-from .errors import OpenAIVTabError, PartialWriteError, WriteRefusedError
+from .errors import APIError, APIStatusError, NotFoundError, OpenAIVTabError, PartialWriteError, WriteRefusedError
 from .paging import items_at
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ __all__ = ["TableWriter", "WriteGuard", "stable_rowid"]
 ALLOW_WRITES = "register(db, allow_writes=True) in Python, --allow-writes in the shell"
 # A failure message lists at most this many ids of each kind; the exception carries them all.
 MAX_IDS_SHOWN = 50
+# A status an object passes through on its way to the one asked for: a batch is ``cancelling`` before ``cancelled``.
+_ON_ITS_WAY = {"cancelled": ("cancelling",)}
 _WRITE_OPS = {apsw.SQLITE_INSERT: "INSERT", apsw.SQLITE_UPDATE: "UPDATE", apsw.SQLITE_DELETE: "DELETE"}
 
 Authorizer = Callable[[int, str | None, str | None, str | None, str | None], int]
@@ -206,7 +208,7 @@ class TableWriter:
                 f"which send {', '.join(self.writes.status.values())}; nothing was sent for it"
             )
             self._fail("UPDATE", str(row.get("id")), self._unchanged(str(row.get("id"))), refused)
-        self._call(rowid, row, "UPDATE", "POST", template, f"set to {status}")
+        self._call(rowid, row, "UPDATE", "POST", template, f"set to {status}", status)
 
     def delete(self, rowid: int) -> None:
         """DELETE of one row, known by the rowid its scan gave: send the DELETE."""
@@ -220,16 +222,54 @@ class TableWriter:
         row = dict(zip(self.names, fields, strict=True))
         self._call(rowid, row, "DELETE", "DELETE", self.writes.delete or "", "deleted")
 
-    def _call(self, rowid: int, row: dict[str, Any], statement: str, method: str, template: str, done: str) -> None:
+    def _call(
+        self, rowid: int, row: dict[str, Any], statement: str, method: str, template: str, done: str, target: str = ""
+    ) -> None:
         ident = str(row.get("id"))
+        path = encode_path(template, _texts(row))
         try:
-            answer = self.registration.client.send(
-                method, encode_path(template, _texts(row)), table=self.table.name, admin=self.table.admin
-            )
+            answer = self.registration.client.send(method, path, table=self.table.name, admin=self.table.admin)
         except OpenAIVTabError as error:
-            self._fail(statement, ident, self._unchanged(ident), error)
+            answer = self._done_by_earlier_attempt(error, row, path, target)
+            if answer is None:
+                self._fail(statement, ident, self._unchanged(ident), error)
+            done += " by an earlier attempt of this call, whose answer was lost"
         self._changed[rowid] = ident
         self._report(f"{ident} {done}", answer)
+
+    def _done_by_earlier_attempt(
+        self, error: OpenAIVTabError, row: dict[str, Any], path: str, target: str
+    ) -> dict[str, Any] | None:
+        """When an earlier attempt of this call may have reached the server and the retry was refused: the object
+        if that attempt did the change after all (``{}`` for a DELETE), else None, with a note added to ``error``.
+
+        A retried DELETE that the first attempt applied answers 404, and a retried cancel answers 400 ("already
+        cancelled"); counting those as failures would stop the statement on a change that happened.
+        """
+        if not isinstance(error, APIError) or not error.earlier_attempt_reached:
+            return None
+        if isinstance(error, APIStatusError) and 400 <= error.status_code < 500 and error.status_code != 429:
+            if not target:
+                if isinstance(error, NotFoundError):
+                    return {}
+            else:
+                # The status call's path is the object's path plus the action: read the object back once.
+                try:
+                    current = self.registration.client.get(
+                        path.rpartition("/")[0], {}, table=self.table.name, admin=self.table.admin
+                    )
+                except OpenAIVTabError:
+                    current = None
+                if isinstance(current, dict) and current.get("status") in {target, *_ON_ITS_WAY.get(target, ())}:
+                    return current
+        keys = ", ".join(_sql_text(value) for value in _texts(row, self.table.keys).values())
+        check = f"SELECT * FROM {self.table.name}{f'({keys})' if keys else ''} WHERE id = {_sql_text(row.get('id'))}"
+        error.message = (
+            f"{error.message}; an earlier attempt of this call reached the server without a clear answer and may "
+            f"have worked: check with {check}"
+        )
+        error.args = (error.message,)
+        return None
 
     def _create_body(self, row: dict[str, Any]) -> dict[str, Any]:
         """The create's JSON body from the columns the INSERT gave, checked before anything is sent."""
@@ -311,6 +351,11 @@ def _texts(row: Mapping[str, Any], names: Iterable[str] | None = None) -> dict[s
     """The row's non-NULL values as text, for URL paths (``encode_path`` percent-encodes them)."""
     wanted = row.keys() if names is None else names
     return {name: str(row[name]) for name in wanted if row.get(name) is not None}
+
+
+def _sql_text(value: Any) -> str:
+    """``value`` as an SQL string literal, for the queries a message suggests."""
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _ids(ids: list[str]) -> str:

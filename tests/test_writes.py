@@ -221,6 +221,67 @@ def test_a_cancel_is_retried_after_a_500(api: FakeOpenAI, wdb: apsw.Connection) 
     assert api.state.jobs[job["id"]]["status"] == "cancelled"
 
 
+def watched(api: FakeOpenAI) -> tuple[apsw.Connection, list[str]]:
+    """A connection with writes allowed, and the change lines it reports."""
+    db = apsw.Connection(":memory:")
+    registration = openai_vtab.register(db, api_key=api.api_key, base_url=api.base_url, allow_writes=True)
+    lines: list[str] = []
+    registration.on_change.append(lines.append)
+    return db, lines
+
+
+def test_a_cancel_whose_first_attempt_worked_counts_as_done(api: FakeOpenAI) -> None:
+    # The first attempt cancels the job but answers 502; the retry is refused with 400 "already cancelled".
+    db, lines = watched(api)
+    jobs = [api.add_job(status="running")["id"] for _ in range(3)]
+    api.fail_after_write("job_cancel", 502)
+    db.execute("UPDATE fine_tuning_jobs SET status = 'cancelled'")
+    assert [api.state.jobs[j]["status"] for j in jobs] == ["cancelled"] * 3
+    assert len(writes(api)) == 4
+    assert (
+        sum(
+            "by an earlier attempt of this call, whose answer was lost (status now cancelled)" in line for line in lines
+        )
+        == 1
+    )
+    assert len(lines) == 3
+
+
+def test_a_delete_whose_first_attempt_worked_counts_as_done(api: FakeOpenAI) -> None:
+    db, lines = watched(api)
+    files = [api.add_file(f"old{i}.jsonl")["id"] for i in range(2)]
+    api.fail_after_write("file", 500)
+    db.execute("DELETE FROM files")
+    assert api.state.files == []
+    assert len(lines) == 2 and any(
+        line.endswith("deleted by an earlier attempt of this call, whose answer was lost") for line in lines
+    )
+    assert {line.split()[1] for line in lines} == set(files)
+
+
+def test_a_retry_refused_for_its_own_reason_says_an_earlier_attempt_may_have_worked(
+    api: FakeOpenAI, wdb: apsw.Connection
+) -> None:
+    # The 502 came before anything changed; the job read back is still succeeded, so the 400 is a real failure.
+    job = api.add_job(status="succeeded")["id"]
+    api.fail(502, match="/cancel")
+    with pytest.raises(openai_vtab.BadRequestError) as caught:
+        wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled'")
+    assert "an earlier attempt of this call reached the server without a clear answer and may have worked" in str(
+        caught.value
+    )
+    assert f"SELECT * FROM fine_tuning_jobs WHERE id = '{job}'" in str(caught.value)
+    assert api.state.jobs[job]["status"] == "succeeded"
+
+
+def test_a_404_on_a_first_delete_attempt_is_still_an_error(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    api.add_file("old.jsonl")
+    api.fail(404, match="/files/file-")
+    with pytest.raises(openai_vtab.NotFoundError) as caught:
+        wdb.execute("DELETE FROM files")
+    assert "earlier attempt" not in str(caught.value)
+
+
 def test_a_multi_row_update_that_fails_half_way_names_what_changed(api: FakeOpenAI, wdb: apsw.Connection) -> None:
     for _ in range(3):
         api.add_job(status="running")
