@@ -165,13 +165,24 @@ class TableWriter:
         """
         if self._wrote or self._over or self.registration.total_changes() != self._statement:
             self._start_statement()
-        self._matched.setdefault(rowid, row)
+        # A scan reads only the columns its statement uses (the others are None): keep the fullest copy, which an
+        # UPDATE's own scan gives (it reads every column), so change() can tell which columns it changes.
+        known = self._matched.get(rowid)
+        if known is None or known.count(None) >= row.count(None):
+            self._matched[rowid] = row
 
-    def insert(self, fields: tuple[Any, ...]) -> int:
-        """INSERT of one row: POST the create; the new object's rowid."""
+    def insert(self, fields: tuple[Any, ...], rowid: int | None = None) -> int:
+        """INSERT of one row: POST the create; the new object's rowid. A given ``rowid`` is refused."""
         self._enter("INSERT")
         row = dict(zip(self.names, fields, strict=True))
         self._inserted += 1
+        if rowid is not None:
+            refused = WriteRefusedError(
+                f"{self.table.name}: INSERT of row {self._inserted} refused, so nothing was sent for it: a rowid "
+                f"({rowid}) cannot be given, since the API picks the new object's id and the rowid follows from it; "
+                "leave rowid out (INSERT OR REPLACE replaces nothing here either)"
+            )
+            self._fail("INSERT", f"row {self._inserted}", [f"row {self._inserted} and any after it"], refused)
         try:
             body = self._create_body(row)
             answer = self.registration.client.send(
@@ -194,20 +205,31 @@ class TableWriter:
         self._report(f"created {new_id}", created[-1] if created else None)
         return rowid
 
-    def change(self, rowid: int, fields: tuple[Any, ...]) -> None:
-        """UPDATE of one row (only ``status`` can be set: the guard saw to it): POST the status's call."""
+    def change(self, rowid: int, fields: tuple[Any, ...], newrowid: int | None = None) -> None:
+        """UPDATE of one row: POST the call of its new status. Any other column changed is refused here too, not
+        only by the guard: an authorizer can be replaced, and a pause must never be sent for ``SET model = ...``."""
         self._enter("UPDATE")
         row = dict(zip(self.names, fields, strict=True))
-        self._matched.setdefault(rowid, fields)
+        ident = str(row.get("id"))
+        before = self._matched.get(rowid)
+        if before is None:  # SQLite reads every row it updates first; this guards against a change in that
+            refused = WriteRefusedError(
+                f"{self.table.name}: UPDATE of a row this statement did not read ({ident}), so nothing was sent "
+                "for it: report this with the statement"
+            )
+            self._fail("UPDATE", ident, self._unchanged(ident), refused)
+        others = [name for name, old, new in zip(self.names, before, fields, strict=True) if old != new]
+        others = [name for name in others if name != "status"] + (["rowid"] if newrowid not in (None, rowid) else [])
         status = row.get("status")
-        template = self.writes.status.get(status) if isinstance(status, str) else None
+        template = self.writes.status.get(status) if isinstance(status, str) and not others else None
         if template is None:
             values = ", ".join(repr(value) for value in self.writes.status)
+            what = f"{', '.join(others)} cannot be changed" if others else f"status cannot be set to {_sql(status)}"
             refused = WriteRefusedError(
-                f"{self.table.name}: status cannot be set to {status!r} ({row.get('id')}): it takes only {values}, "
-                f"which send {', '.join(self.writes.status.values())}; nothing was sent for it"
+                f"{self.table.name}: UPDATE of {ident} refused, so nothing was sent for it: {what}; only status can "
+                f"be set, to {values} (which send {', '.join(self.writes.status.values())})"
             )
-            self._fail("UPDATE", str(row.get("id")), self._unchanged(str(row.get("id"))), refused)
+            self._fail("UPDATE", ident, self._unchanged(ident), refused)
         self._call(rowid, row, "UPDATE", "POST", template, f"set to {status}", status)
 
     def delete(self, rowid: int) -> None:
@@ -356,6 +378,13 @@ def _texts(row: Mapping[str, Any], names: Iterable[str] | None = None) -> dict[s
 def _sql_text(value: Any) -> str:
     """``value`` as an SQL string literal, for the queries a message suggests."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def _sql(value: Any) -> str:
+    """``value`` as SQL shows it in a message: NULL, a number, or a string literal."""
+    if value is None:
+        return "NULL"
+    return str(value) if isinstance(value, int | float) else _sql_text(value)
 
 
 def _ids(ids: list[str]) -> str:

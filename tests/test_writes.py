@@ -106,6 +106,34 @@ def test_update_to_another_status_sends_no_write(api: FakeOpenAI, wdb: apsw.Conn
     assert api.state.jobs[job["id"]]["status"] == "running"
 
 
+@pytest.mark.parametrize("sql", ["SET model = 'x'", "SET model = 'x', status = 'cancelled'"])
+def test_with_the_guard_replaced_an_update_of_another_column_still_sends_nothing(
+    api: FakeOpenAI, wdb: apsw.Connection, sql: str
+) -> None:
+    # The guard is only the connection's authorizer: the user may replace it after register().
+    job = api.add_job(status="paused")["id"]
+    wdb.authorizer = None
+    with pytest.raises(openai_vtab.WriteRefusedError, match=rf"UPDATE of {job} refused.*model cannot be changed"):
+        wdb.execute(f"UPDATE fine_tuning_jobs {sql} WHERE id = ?", (job,))
+    assert writes(api) == []
+    assert api.state.jobs[job]["status"] == "paused"
+
+
+def test_status_null_is_refused_as_null(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    api.add_job(status="running")
+    with pytest.raises(openai_vtab.WriteRefusedError, match=r"status cannot be set to NULL;"):
+        wdb.execute("UPDATE fine_tuning_jobs SET status = NULL")
+    assert writes(api) == []
+
+
+@pytest.mark.parametrize("verb", ["INSERT", "INSERT OR REPLACE"])
+def test_an_insert_with_a_rowid_is_refused(api: FakeOpenAI, wdb: apsw.Connection, verb: str) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    with pytest.raises(openai_vtab.WriteRefusedError, match=r"a rowid \(5\) cannot be given"):
+        wdb.execute(f"{verb} INTO fine_tuning_jobs(rowid, model, training_file) VALUES (5, 'gpt-4o-mini', ?)", (train,))
+    assert writes(api) == []
+
+
 def test_insert_creates_a_job_with_json_columns_as_objects(api: FakeOpenAI, wdb: apsw.Connection) -> None:
     train = api.add_file("train.jsonl")["id"]
     valid = api.add_file("valid.jsonl")["id"]
