@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from ._version import __version__
@@ -377,6 +377,15 @@ class Client:
                 f"{table}: {method} {path} got no answer within the {which} timeout of {limit:g} s, "
                 f"{exchange.attempts} attempt(s); the API may be slow or unreachable: try again, or raise the "
                 "timeout (register(timeout=...), --timeout in the shell)",
+                path=path,
+                table=table,
+            )
+        cause = exc.args[0] if exc.args else None
+        # Connected and sent, then closed before an answer came (wrapped in a MaxRetryError after retries).
+        if isinstance(reason, ProtocolError) or isinstance(cause, ProtocolError):
+            return APIConnectionError(
+                f"{table}: {method} {path}: the connection to {self.config.host} broke after the request was sent, "
+                f"{exchange.attempts} attempt(s) ({_reason(exc)}); try again",
                 path=path,
                 table=table,
             )

@@ -218,6 +218,17 @@ def test_a_create_that_times_out_is_not_sent_again(api: FakeOpenAI, connect: Con
     assert writes(api) == [("POST", "/v1/fine_tuning/jobs")]
 
 
+def test_a_create_whose_connection_broke_says_so_and_is_not_sent_again(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    api.inject("disconnect", match="/fine_tuning/jobs")
+    with pytest.raises(openai_vtab.APIConnectionError) as caught:
+        wdb.execute("INSERT INTO fine_tuning_jobs(model, training_file) VALUES ('gpt-4o-mini', ?)", (train,))
+    message = str(caught.value)
+    assert "the connection to 127.0.0.1:" in message and "broke after the request was sent" in message
+    assert "could not reach" not in message and "may have been created anyway" in message
+    assert writes(api) == [("POST", "/v1/fine_tuning/jobs")]
+
+
 def test_a_create_refused_with_429_is_not_sent_again(api: FakeOpenAI, wdb: apsw.Connection) -> None:
     train = api.add_file("train.jsonl")["id"]
     api.fail(429, match="/fine_tuning/jobs", times=5)
