@@ -324,9 +324,14 @@ class Client:
             try:
                 response = session.request(method, url, json=body, timeout=timeout, auth=credential)
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-                # The body broke off after urllib3's retries were done with the request: retry it here.
-                reason = _reason(exc)
-                failure = "broke off before the whole answer arrived"
+                # The body broke off after urllib3's retries were done with the request: retry it here, unless it
+                # may not be sent twice (a create): the server got it, and answering it may have made the object.
+                error = APIConnectionError(
+                    f"{table}: {method} {path} broke off before the whole answer arrived ({_reason(exc)}), "
+                    f"{attempt} attempt(s); nothing partial was used: try again",
+                    path=path,
+                    table=table,
+                )
                 exchange.earlier_attempt_reached = True
             except requests.exceptions.SSLError as exc:
                 error: APIError = APIConnectionError(
@@ -349,16 +354,10 @@ class Client:
                 # The slot of the last attempt (urllib3's retries took new ones on the way).
                 self._local.slot.release(*_status_and_headers(response))
             exchange.attempts = attempt
-            if attempt <= self.config.max_retries and resend:
-                pause(backoff(attempt), abandoned)
-                exchange.attempts += 1
-        else:
-            error = APIConnectionError(
-                f"{table}: {method} {path} {failure} ({reason}), {exchange.attempts} attempt(s); nothing partial "
-                "was used: try again",
-                path=path,
-                table=table,
-            )
+            if not resend or attempt > self.config.max_retries:
+                break
+            pause(backoff(attempt), abandoned)
+            exchange.attempts += 1
         raise error
 
     def _connection_error(

@@ -229,6 +229,16 @@ def test_a_create_whose_connection_broke_says_so_and_is_not_sent_again(api: Fake
     assert writes(api) == [("POST", "/v1/fine_tuning/jobs")]
 
 
+def test_a_create_whose_answer_broke_off_is_not_sent_again(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    # The server made the job and its answer broke off half-way: sending the create again would make a second one.
+    train = api.add_file("train.jsonl")["id"]
+    api.inject("truncated", match="/fine_tuning/jobs", times=3)
+    with pytest.raises(openai_vtab.APIConnectionError, match="may have been created anyway"):
+        wdb.execute("INSERT INTO fine_tuning_jobs(model, training_file) VALUES ('gpt-4o-mini', ?)", (train,))
+    assert writes(api) == [("POST", "/v1/fine_tuning/jobs")]
+    assert len(api.state.jobs) == 1
+
+
 def test_a_create_refused_with_429_is_not_sent_again(api: FakeOpenAI, wdb: apsw.Connection) -> None:
     train = api.add_file("train.jsonl")["id"]
     api.fail(429, match="/fine_tuning/jobs", times=5)
