@@ -91,6 +91,14 @@ class WriteGuard:
                 f"{name}: {statement} refused: writes to the OpenAI API are off, so nothing was sent (they spend "
                 f"money and delete data, so they are opt-in): allow them with {ALLOW_WRITES}"
             )
+        if self.registration.read_only():
+            # SQLite would fail it at its first step with only "attempt to write a readonly database".
+            raise WriteRefusedError(
+                f"{name}: {statement} refused, so nothing was sent: the database was opened read-only (-readonly "
+                "in the shell, SQLITE_OPEN_READONLY in Python), and SQLite refuses every write on such a "
+                "connection, the OpenAI tables' too; open it without -readonly, or open :memory: and ATTACH "
+                "'file:your.db?mode=ro' AS mine to keep your own file read-only"
+            )
         if statement == "UPDATE" and column != "status":
             values = ", ".join(repr(value) for value in writes.status)
             raise WriteRefusedError(

@@ -58,6 +58,17 @@ def test_change_lines_stay_out_of_an_output_file(api: FakeOpenAI, tmp_path: Path
     assert result.stderr == f"fine_tuning_jobs: {job} set to paused (status now paused)\n"
 
 
+def test_readonly_says_why_a_write_is_refused(api: FakeOpenAI, tmp_path: Path) -> None:
+    api.add_job(status="running")
+    mine = tmp_path / "mine.db"
+    assert run([str(mine), "CREATE TABLE t(x)"], api).returncode == 0
+    result = run(["--allow-writes", "-readonly", str(mine), "UPDATE fine_tuning_jobs SET status = 'paused'"], api)
+    assert result.returncode == 1
+    assert "the database was opened read-only (-readonly in the shell" in result.stderr
+    assert "ATTACH 'file:your.db?mode=ro'" in result.stderr
+    assert [r for r in api.requests if r.method != "GET"] == []
+
+
 def test_the_readme_session_runs_as_shown() -> None:
     """The "Changing things" session in the README, typed into the demo shell, prints what the README shows."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
