@@ -931,6 +931,11 @@ As in sqlite3:
                 if any((self.loader, self.rows_into, database, inits, sqls, self.commands)):
                     raise self.Error("--archive FILE takes API options (--demo, --timeout, ...), no database or SQL")
                 return self._archive(self.archive_path)
+            if self.loader and self.allow_writes:
+                raise self.Error(
+                    "--allow-writes does not go with --sqlite3-loader, which only loads query results: make "
+                    "changes in the openai-vtab shell with --allow-writes, or from Python"
+                )
             if self.loader:
                 self.write(self.stdout, self.sqlite3_loader(sqls))
                 return 0

@@ -69,6 +69,22 @@ def test_readonly_says_why_a_write_is_refused(api: FakeOpenAI, tmp_path: Path) -
     assert [r for r in api.requests if r.method != "GET"] == []
 
 
+def test_the_sqlite3_loader_refuses_allow_writes_up_front(api: FakeOpenAI) -> None:
+    api.add_file("old.jsonl")
+    result = run(["--allow-writes", "--sqlite3-loader", ":memory:", "x=DELETE FROM files"], api)
+    assert result.returncode == 1
+    assert "--allow-writes does not go with --sqlite3-loader" in result.stderr
+    assert "CREATE TEMP TABLE" not in result.stdout
+    assert api.requests == []
+
+
+def test_the_sqlite3_loader_refuses_a_query_that_is_not_a_read(api: FakeOpenAI) -> None:
+    result = run(["--sqlite3-loader", ":memory:", "x=CREATE TABLE t(x)"], api)
+    assert result.returncode == 1
+    assert "x= must be a query that only reads (SELECT ...)" in result.stderr
+    assert "CREATE TEMP TABLE" not in result.stdout
+
+
 def test_the_readme_session_runs_as_shown() -> None:
     """The "Changing things" session in the README, typed into the demo shell, prints what the README shows."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
