@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -320,19 +321,52 @@ class TableWriter:
             value = row.get(name)
             if value is None:
                 continue
-            if types.get(name) == "JSON" and isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except ValueError as error:
-                    raise WriteRefusedError(
-                        f"{self.table.name}: INSERT refused, so nothing was sent: {name} is not JSON ({error}): "
-                        f"""give it as JSON text, e.g. json_object('type', 'supervised')"""
-                    ) from None
+            value = self._typed(name, types.get(name, "TEXT"), value)
             if name in writes.as_list:
                 body[writes.as_list[name]] = [value]
             else:
                 body[name] = value
         return body
+
+    def _typed(self, name: str, kind: str, value: Any) -> Any:
+        """``value`` as the spec types column ``name``: integer text becomes an integer and a number becomes text,
+        JSON text is parsed; anything else that does not fit is refused, so that nothing is sent."""
+        if kind == "INTEGER":
+            if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+                return int(value)
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, int):
+                return value
+            self._refuse_type(name, "an integer", value, "7")
+        if kind == "JSON":
+            shape, example = (
+                (list, "json_array(...)") if name in self.writes.arrays else (dict, "json_object('key', 'value')")
+            )
+            parsed = value
+            if isinstance(value, str):
+                try:
+                    parsed = json.loads(value)
+                except ValueError as error:
+                    raise WriteRefusedError(
+                        f"{self.table.name}: INSERT refused, so nothing was sent: {name} is not JSON ({error}): "
+                        f"give it as JSON text, e.g. {example}"
+                    ) from None
+            if not isinstance(parsed, shape):
+                self._refuse_type(name, "a JSON array" if shape is list else "a JSON object", value, example)
+            return parsed
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            self._refuse_type(name, "text", value, "'...'")
+        return value
+
+    def _refuse_type(self, name: str, wanted: str, value: Any, example: str) -> NoReturn:
+        shown = f"a blob of {len(value)} bytes" if isinstance(value, bytes) else _sql(value)
+        raise WriteRefusedError(
+            f"{self.table.name}: INSERT refused, so nothing was sent: {name} must be {wanted}, not {shown} "
+            f"(e.g. {name} = {example})"
+        )
 
     def _unknown_outcome(self, row: dict[str, Any]) -> str:
         check = self.writes.check.format(**{k: str(v).replace("'", "''") for k, v in _texts(row).items()})

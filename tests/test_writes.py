@@ -5,11 +5,13 @@ Each test states the SQL and the requests it expects the fake to have received.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable
 
 import apsw
 import pytest
+import requests
 
 import openai_vtab
 from openai_vtab.testing import FakeOpenAI
@@ -160,6 +162,60 @@ def test_insert_creates_a_job_with_json_columns_as_objects(api: FakeOpenAI, wdb:
     assert wdb.execute("SELECT status, suffix FROM fine_tuning_jobs WHERE id = openai_last_insert_id()").fetchall() == [
         ("validating_files", "v2")
     ]
+
+
+def test_insert_converts_integer_text_and_numbers_as_the_spec_types_them(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    wdb.execute(
+        "INSERT INTO fine_tuning_jobs(model, training_file, seed, suffix) VALUES ('gpt-4o-mini', ?, '7', 3)", (train,)
+    )
+    (create,) = [r for r in api.requests if r.method == "POST"]
+    assert create.json() == {"model": "gpt-4o-mini", "training_file": train, "seed": 7, "suffix": "3"}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "wanted"),
+    [
+        ("seed", "'seven'", "seed must be an integer, not 'seven'"),
+        ("seed", "7.5", "seed must be an integer, not 7.5"),
+        ("metadata", "5", "metadata must be a JSON object, not 5"),
+        ("metadata", """'"str"'""", """metadata must be a JSON object, not '"str"'"""),
+        ("integrations", "json_object('type', 'wandb')", "integrations must be a JSON array"),
+        ("suffix", "x'00'", "suffix must be text, not a blob of 1 bytes"),
+    ],
+)
+def test_insert_refuses_a_value_the_spec_does_not_take(
+    api: FakeOpenAI, wdb: apsw.Connection, column: str, value: str, wanted: str
+) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    with pytest.raises(openai_vtab.WriteRefusedError, match=re.escape(wanted)):
+        wdb.execute(
+            f"INSERT INTO fine_tuning_jobs(model, training_file, {column}) VALUES ('gpt-4o-mini', ?, {value})", (train,)
+        )
+    assert writes(api) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("seed", "7", "Invalid type for 'seed': expected an integer, but got a string instead."),
+        ("metadata", 5, "Invalid type for 'metadata': expected an object, but got an integer instead."),
+        ("metadata", {"team": 1}, "Invalid type for 'metadata': its values must be strings."),
+        ("integrations", {}, "Invalid type for 'integrations': expected an array, but got an object instead."),
+    ],
+)
+def test_the_fake_refuses_a_create_body_that_breaks_the_spec(
+    api: FakeOpenAI, field: str, value: object, message: str
+) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    answer = requests.post(
+        f"{api.base_url}/fine_tuning/jobs",
+        json={"model": "gpt-4o-mini", "training_file": train, field: value},
+        headers={"Authorization": f"Bearer {api.api_key}"},
+        timeout=10,
+    )
+    assert (answer.status_code, answer.json()["error"]["message"]) == (400, message)
+    assert api.state.jobs == {}
 
 
 def test_insert_select_creates_one_job_per_row(api: FakeOpenAI, wdb: apsw.Connection) -> None:
