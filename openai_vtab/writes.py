@@ -36,7 +36,10 @@ if TYPE_CHECKING:
 
 __all__ = ["TableWriter", "WriteGuard", "stable_rowid"]
 
-ALLOW_WRITES = "register(db, allow_writes=True) in Python, --allow-writes in the shell"
+ALLOW_WRITES = (
+    "register(db, allow_writes=True) in Python (in apsw's own shell, on the register() line of "
+    "examples/load_openai_vtab.py), --allow-writes in the openai-vtab shell"
+)
 # A failure message lists at most this many ids of each kind; the exception carries them all.
 MAX_IDS_SHOWN = 50
 # A status an object passes through on its way to the one asked for: a batch is ``cancelling`` before ``cancelled``.

@@ -60,6 +60,13 @@ def test_every_write_is_refused_by_default_and_sends_nothing(api: FakeOpenAI, db
     assert api.requests == []
 
 
+def test_the_advice_to_allow_writes_covers_apsws_own_shell(api: FakeOpenAI, db: apsw.Connection) -> None:
+    # There --allow-writes does not exist: the loader's register() line is what to change.
+    api.add_job(status="running")
+    with pytest.raises(openai_vtab.WriteRefusedError, match=r"on the register\(\) line of examples/load_openai_vtab"):
+        db.execute("UPDATE fine_tuning_jobs SET status = 'cancelled'")
+
+
 def test_a_table_without_writes_stays_read_only(api: FakeOpenAI, wdb: apsw.Connection) -> None:
     with pytest.raises(apsw.SQLError, match="models may not be modified"):
         wdb.execute("DELETE FROM models")
