@@ -359,6 +359,19 @@ def test_a_cancel_whose_first_attempt_worked_counts_as_done(api: FakeOpenAI) -> 
     assert len(lines) == 3
 
 
+def test_a_batch_cancel_whose_first_attempt_worked_counts_as_done(api: FakeOpenAI) -> None:
+    # A cancelled batch reads back as cancelling first: that is the status asked for, on its way.
+    db, lines = watched(api)
+    batch = api.add_batch(status="in_progress")["id"]
+    api.fail_after_write("batch_cancel", 502)
+    db.execute("UPDATE batches SET status = 'cancelled'")
+    assert lines == [
+        f"batches: {batch} set to cancelled by an earlier attempt of this call, whose answer was lost "
+        "(status now cancelling)"
+    ]
+    assert ("GET", f"/v1/batches/{batch}") in [(r.method, r.path) for r in api.requests]
+
+
 def test_a_delete_whose_first_attempt_worked_counts_as_done(api: FakeOpenAI) -> None:
     db, lines = watched(api)
     files = [api.add_file(f"old{i}.jsonl")["id"] for i in range(2)]
