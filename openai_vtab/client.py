@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from ._version import __version__
@@ -127,6 +127,8 @@ class Exchange:
     speculative: bool = False  # sent ahead for a join before SQLite asked for its key (readahead.py)
     started: float = field(default_factory=time.time)
     never_arrived: bool = False  # the connection was never made: the request provably did not reach the server
+    # An attempt before the last reached the server and got no clear answer: a write may have been applied by it.
+    earlier_attempt_reached: bool = False
 
 
 @dataclass(frozen=True)
@@ -325,9 +327,15 @@ class Client:
             try:
                 response = session.request(method, url, json=body, timeout=timeout, auth=credential)
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-                # The body broke off after urllib3's retries were done with the request: retry it here.
-                reason = _reason(exc)
-                failure = "broke off before the whole answer arrived"
+                # The body broke off after urllib3's retries were done with the request: retry it here, unless it
+                # may not be sent twice (a create): the server got it, and answering it may have made the object.
+                error = APIConnectionError(
+                    f"{table}: {method} {path} broke off before the whole answer arrived ({_reason(exc)}), "
+                    f"{attempt} attempt(s); nothing partial was used: try again",
+                    path=path,
+                    table=table,
+                )
+                exchange.earlier_attempt_reached = True
             except requests.exceptions.SSLError as exc:
                 error: APIError = APIConnectionError(
                     f"{table}: {method} {path}: the TLS certificate of {self.config.host} could not be verified "
@@ -342,21 +350,17 @@ class Client:
             else:
                 history = getattr(getattr(response.raw, "retries", None), "history", ())
                 exchange.attempts += len(history)
+                if any(map(_may_have_been_applied, history)):
+                    exchange.earlier_attempt_reached = True
                 return response
             finally:
                 # The slot of the last attempt (urllib3's retries took new ones on the way).
                 self._local.slot.release(*_status_and_headers(response))
             exchange.attempts = attempt
-            if attempt <= self.config.max_retries and resend:
-                pause(backoff(attempt), abandoned)
-                exchange.attempts += 1
-        else:
-            error = APIConnectionError(
-                f"{table}: {method} {path} {failure} ({reason}), {exchange.attempts} attempt(s); nothing partial "
-                "was used: try again",
-                path=path,
-                table=table,
-            )
+            if not resend or attempt > self.config.max_retries:
+                break
+            pause(backoff(attempt), abandoned)
+            exchange.attempts += 1
         raise error
 
     def _connection_error(
@@ -375,6 +379,15 @@ class Client:
                 f"{table}: {method} {path} got no answer within the {which} timeout of {limit:g} s, "
                 f"{exchange.attempts} attempt(s); the API may be slow or unreachable: try again, or raise the "
                 "timeout (register(timeout=...), --timeout in the shell)",
+                path=path,
+                table=table,
+            )
+        cause = exc.args[0] if exc.args else None
+        # Connected and sent, then closed before an answer came (wrapped in a MaxRetryError after retries).
+        if isinstance(reason, ProtocolError) or isinstance(cause, ProtocolError):
+            return APIConnectionError(
+                f"{table}: {method} {path}: the connection to {self.config.host} broke after the request was sent, "
+                f"{exchange.attempts} attempt(s) ({_reason(exc)}); try again",
                 path=path,
                 table=table,
             )
@@ -470,6 +483,7 @@ class Client:
             return self._check(answer, path, table, credential, exchange.attempts, JSON, method)
         except APIError as exc:
             exchange.error = self.config.scrub(exc.message.split("; ")[0])
+            exc.earlier_attempt_reached = exchange.earlier_attempt_reached
             unknown = exchange.status is None and not exchange.never_arrived
             if not resend and unknown_outcome and (unknown or exchange.status in (408, *range(500, 600))):
                 # In place of the usual "try again" advice, which could create the object twice.
@@ -489,6 +503,14 @@ def _status_and_headers(response: Any) -> tuple[int | None, Mapping[str, str] | 
     if response is None:
         return None, None
     return getattr(response, "status_code", None) or response.status, response.headers
+
+
+def _may_have_been_applied(attempt: Any) -> bool:
+    """Whether a failed attempt in urllib3's retry history reached the server without a clear answer: a 408 or
+    5xx, or a connection that broke after it was made (a 429 or a redirect was not applied)."""
+    if attempt.status is not None:
+        return bool(attempt.status == 408 or attempt.status >= 500)
+    return attempt.error is not None and not isinstance(attempt.error, ConnectTimeoutError)
 
 
 def _reason(exc: BaseException) -> str:

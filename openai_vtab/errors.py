@@ -110,7 +110,8 @@ class PartialWriteError(OpenAIVTabError):
     """A write statement failed after some of its API calls succeeded; SQLite cannot undo those.
 
     ``changed`` are the ids changed (or created) before the failure, ``unchanged`` those the statement matched
-    but did not change (the failing one first), ``error`` the failure itself (also ``__cause__``).
+    but did not change (the failing one first; inside BEGIN ... COMMIT only the failing one, since the others
+    cannot be told for certain from rows read earlier), ``error`` the failure itself (also ``__cause__``).
     """
 
     def __init__(self, message: str, *, changed: list[str], unchanged: list[str], error: BaseException) -> None:
@@ -124,6 +125,8 @@ class APIError(OpenAIVTabError):
     """Something went wrong talking to the OpenAI API.
 
     ``path`` is the request path (no host, no key); ``table`` the SQL table that asked, when known.
+    ``earlier_attempt_reached`` is true when an earlier attempt of the same write reached the server and got no
+    clear answer (a 5xx, a 408, a broken connection): that attempt may have done what this one failed to do.
     """
 
     def __init__(self, message: str, *, path: str | None = None, table: str | None = None) -> None:
@@ -131,6 +134,7 @@ class APIError(OpenAIVTabError):
         self.message = message
         self.path = path
         self.table = table
+        self.earlier_attempt_reached = False
 
 
 class APIConnectionError(APIError):

@@ -191,6 +191,11 @@ class Registration:
         connection = self._connection()
         return connection.total_changes() if connection is not None else 0
 
+    def read_only(self) -> bool:
+        """Whether the connection's main database was opened read-only: SQLite then refuses every write, ours too."""
+        connection = self._connection()
+        return connection is not None and connection.readonly("main")
+
     def poll(self) -> None:
         """Stop the query if the connection was interrupted (Ctrl-C in the shell); run the wait hooks."""
         connection = self._connection()

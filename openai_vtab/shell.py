@@ -290,7 +290,8 @@ class OpenAIShell(apsw.shell.Shell):
 
     def _on_change(self, line: str) -> None:
         # One line per object a write changed, as it happens: a statement that fails half-way has said what it did.
-        self.write(self.stdout, line + "\n")
+        # It is status, not a result: on stderr, so it never lands among the rows of a .output or .once file.
+        self.write(self.stderr, line + "\n")
 
     def _on_wait(self) -> None:
         if self.progress is not None:
@@ -911,6 +912,8 @@ As in sqlite3:
                 yield
             finally:
                 self._end_once()  # a .once on the last line: its file is still written out
+                if self.stdout is not self._original_stdout:
+                    self.command_output(["stdout"])  # as sqlite3: the file of a .output is written out at exit
                 if self.api is not None:
                     self.api.stop()
 
@@ -936,6 +939,11 @@ As in sqlite3:
                 if any((self.loader, self.rows_into, database, inits, sqls, self.commands)):
                     raise self.Error("--archive FILE takes API options (--demo, --timeout, ...), no database or SQL")
                 return self._archive(self.archive_path)
+            if self.loader and self.allow_writes:
+                raise self.Error(
+                    "--allow-writes does not go with --sqlite3-loader, which only loads query results: make "
+                    "changes in the openai-vtab shell with --allow-writes, or from Python"
+                )
             if self.loader:
                 self.write(self.stdout, self.sqlite3_loader(sqls))
                 return 0

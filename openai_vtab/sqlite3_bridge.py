@@ -56,6 +56,12 @@ def loader(db: apsw.Connection, database: str, program: Sequence[str], specs: Se
             raise LoaderError(f"--sqlite3-loader: the query for {name} fails: {one_line(error)}") from None
         if not query.strip() or (info.query_remaining or "").strip():
             raise LoaderError(f"--sqlite3-loader: {name}= needs exactly one SELECT statement, not {query!r}")
+        if not info.is_readonly:
+            raise LoaderError(
+                f"--sqlite3-loader: {name}= must be a query that only reads (SELECT ...), not {query!r}: the loader "
+                "loads query results into sqlite3. Make changes in the openai-vtab shell with --allow-writes, or "
+                "from Python with register(db, allow_writes=True)"
+            )
         columns = _unique([(n, t or "") for n, t in info.description])
         definition = ", ".join(f"{identifier(column)} {kind}".rstrip() for column, kind in columns)
         pipe = _dot_argument("|" + shlex.join([*program, "--sqlite3-rows", name, database, query]))

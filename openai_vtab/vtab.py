@@ -302,11 +302,11 @@ class VirtualTable:
 
     def UpdateInsertRow(self, rowid: int | None, fields: tuple[Any, ...]) -> int:  # noqa: N802
         """INSERT: create the object the row describes; its rowid."""
-        return self._writer().insert(fields)
+        return self._writer().insert(fields, rowid)
 
     def UpdateChangeRow(self, row: int, newrowid: int, fields: tuple[Any, ...]) -> None:  # noqa: N802
         """UPDATE of one row (its status)."""
-        self._writer().change(row, fields)
+        self._writer().change(row, fields, newrowid)
 
     def UpdateDeleteRow(self, rowid: int) -> None:  # noqa: N802
         """DELETE of one row."""
@@ -331,7 +331,8 @@ class VirtualTable:
             self.writer.end()
 
     def _writer(self) -> TableWriter:
-        # The guard refuses writes while they are off; this holds if a user's own authorizer replaced it.
+        # WriteGuard is only the connection's authorizer, which the user may replace after register(): so writes
+        # being on is checked again here, and TableWriter checks each row itself (an UPDATE may change status only).
         if self.writer is None or not self.registration.allow_writes:
             raise WriteRefusedError(
                 f"{self.table.name}: writes to the OpenAI API are off, so nothing was sent: allow them with "

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import apsw
 
 from .client import encode_path
-from .errors import OpenAIVTabError, PartialWriteError, WriteRefusedError
+from .errors import APIError, APIStatusError, NotFoundError, OpenAIVTabError, PartialWriteError, WriteRefusedError
 from .paging import items_at
 
 if TYPE_CHECKING:
@@ -35,9 +36,14 @@ if TYPE_CHECKING:
 
 __all__ = ["TableWriter", "WriteGuard", "stable_rowid"]
 
-ALLOW_WRITES = "register(db, allow_writes=True) in Python, --allow-writes in the shell"
+ALLOW_WRITES = (
+    "register(db, allow_writes=True) in Python (in apsw's own shell, on the register() line of "
+    "examples/load_openai_vtab.py), --allow-writes in the openai-vtab shell"
+)
 # A failure message lists at most this many ids of each kind; the exception carries them all.
 MAX_IDS_SHOWN = 50
+# A status an object passes through on its way to the one asked for: a batch is ``cancelling`` before ``cancelled``.
+_ON_ITS_WAY = {"cancelled": ("cancelling",)}
 _WRITE_OPS = {apsw.SQLITE_INSERT: "INSERT", apsw.SQLITE_UPDATE: "UPDATE", apsw.SQLITE_DELETE: "DELETE"}
 
 Authorizer = Callable[[int, str | None, str | None, str | None, str | None], int]
@@ -89,6 +95,14 @@ class WriteGuard:
                 f"{name}: {statement} refused: writes to the OpenAI API are off, so nothing was sent (they spend "
                 f"money and delete data, so they are opt-in): allow them with {ALLOW_WRITES}"
             )
+        if self.registration.read_only():
+            # SQLite would fail it at its first step with only "attempt to write a readonly database".
+            raise WriteRefusedError(
+                f"{name}: {statement} refused, so nothing was sent: the database was opened read-only (-readonly "
+                "in the shell, SQLITE_OPEN_READONLY in Python), and SQLite refuses every write on such a "
+                "connection, the OpenAI tables' too; open it without -readonly, or open :memory: and ATTACH "
+                "'file:your.db?mode=ro' AS mine to keep your own file read-only"
+            )
         if statement == "UPDATE" and column != "status":
             values = ", ".join(repr(value) for value in writes.status)
             raise WriteRefusedError(
@@ -116,25 +130,37 @@ class TableWriter:
         self._changed: dict[int, str] = {}  # rowid -> id, in the order the calls succeeded
         self._inserted = 0
         self._statement = 0
+        self._kind = ""  # INSERT, UPDATE or DELETE: the write the current statement made so far
+        self._wrote = False  # a write call was made since the statement's scan
+        self._over = False  # the current statement certainly ended (one of its rows failed)
+        self._certain = False  # every row in ``_matched`` certainly belongs to the current statement
 
     def begin(self) -> None:
         """A write transaction starts: record the rows it matches."""
         self.recording = True
-        self._start_statement(self.registration.total_changes())
+        # xBegin runs inside the transaction's first write statement, before its scan: what it records is its own.
+        self._start_statement(certain=True)
 
-    def _start_statement(self, statement: int) -> None:
-        self._statement = statement
+    def _start_statement(self, *, certain: bool = False) -> None:
+        self._statement = self.registration.total_changes()
+        self._kind = ""
+        self._wrote = self._over = False
+        self._certain = certain
         self._matched.clear()
         self._changed.clear()
         self._inserted = 0
 
-    def _same_statement(self) -> None:
-        # SQLite starts a virtual table's transaction once per BEGIN ... COMMIT, not once per statement, and calls
-        # no hook between statements; total_changes() moves only when a statement ends, so it tells them apart and
-        # a partial failure names the ids of its own statement only.
-        statement = self.registration.total_changes()
-        if statement != self._statement:
-            self._start_statement(statement)
+    def _enter(self, kind: str) -> None:
+        """A write call of ``kind``: start a new statement when the last one is known to have ended.
+
+        SQLite begins a virtual table's transaction once per BEGIN ... COMMIT and calls no hook between
+        statements, so the boundaries are inferred: total_changes() moves when a statement ends with changes, a
+        failed row ends its statement, and one statement makes one kind of write.
+        """
+        if self._over or self._kind not in ("", kind) or self.registration.total_changes() != self._statement:
+            self._start_statement()
+        self._kind = kind
+        self._wrote = True
 
     def end(self) -> None:
         """The transaction ended (committed or rolled back: the API calls made stay made either way)."""
@@ -143,15 +169,32 @@ class TableWriter:
         self._changed.clear()
 
     def saw(self, rowid: int, row: tuple[Any, ...]) -> None:
-        """A cursor's row whose rowid SQLite asked while a write runs: one the statement matched."""
-        self._same_statement()
-        self._matched.setdefault(rowid, row)
+        """A cursor's row whose rowid SQLite asked while a write transaction is open.
 
-    def insert(self, fields: tuple[Any, ...]) -> int:
-        """INSERT of one row: POST the create; the new object's rowid."""
-        self._same_statement()
+        SQLite reads every row an UPDATE or DELETE matches before it changes the first, so a row read after a
+        write call belongs to a later statement. Rows a SELECT inside the transaction read are recorded too, which
+        is why only the transaction's first statement trusts its list (``_certain``).
+        """
+        if self._wrote or self._over or self.registration.total_changes() != self._statement:
+            self._start_statement()
+        # A scan reads only the columns its statement uses (the others are None): keep the fullest copy, which an
+        # UPDATE's own scan gives (it reads every column), so change() can tell which columns it changes.
+        known = self._matched.get(rowid)
+        if known is None or known.count(None) >= row.count(None):
+            self._matched[rowid] = row
+
+    def insert(self, fields: tuple[Any, ...], rowid: int | None = None) -> int:
+        """INSERT of one row: POST the create; the new object's rowid. A given ``rowid`` is refused."""
+        self._enter("INSERT")
         row = dict(zip(self.names, fields, strict=True))
         self._inserted += 1
+        if rowid is not None:
+            refused = WriteRefusedError(
+                f"{self.table.name}: INSERT of row {self._inserted} refused, so nothing was sent for it: a rowid "
+                f"({rowid}) cannot be given, since the API picks the new object's id and the rowid follows from it; "
+                "leave rowid out (INSERT OR REPLACE replaces nothing here either)"
+            )
+            self._fail("INSERT", f"row {self._inserted}", [f"row {self._inserted} and any after it"], refused)
         try:
             body = self._create_body(row)
             answer = self.registration.client.send(
@@ -174,25 +217,36 @@ class TableWriter:
         self._report(f"created {new_id}", created[-1] if created else None)
         return rowid
 
-    def change(self, rowid: int, fields: tuple[Any, ...]) -> None:
-        """UPDATE of one row (only ``status`` can be set: the guard saw to it): POST the status's call."""
-        self._same_statement()
+    def change(self, rowid: int, fields: tuple[Any, ...], newrowid: int | None = None) -> None:
+        """UPDATE of one row: POST the call of its new status. Any other column changed is refused here too, not
+        only by the guard: an authorizer can be replaced, and a pause must never be sent for ``SET model = ...``."""
+        self._enter("UPDATE")
         row = dict(zip(self.names, fields, strict=True))
-        self._matched.setdefault(rowid, fields)
+        ident = str(row.get("id"))
+        before = self._matched.get(rowid)
+        if before is None:  # SQLite reads every row it updates first; this guards against a change in that
+            refused = WriteRefusedError(
+                f"{self.table.name}: UPDATE of a row this statement did not read ({ident}), so nothing was sent "
+                "for it: report this with the statement"
+            )
+            self._fail("UPDATE", ident, self._unchanged(ident), refused)
+        others = [name for name, old, new in zip(self.names, before, fields, strict=True) if old != new]
+        others = [name for name in others if name != "status"] + (["rowid"] if newrowid not in (None, rowid) else [])
         status = row.get("status")
-        template = self.writes.status.get(status) if isinstance(status, str) else None
+        template = self.writes.status.get(status) if isinstance(status, str) and not others else None
         if template is None:
             values = ", ".join(repr(value) for value in self.writes.status)
+            what = f"{', '.join(others)} cannot be changed" if others else f"status cannot be set to {_sql(status)}"
             refused = WriteRefusedError(
-                f"{self.table.name}: status cannot be set to {status!r} ({row.get('id')}): it takes only {values}, "
-                f"which send {', '.join(self.writes.status.values())}; nothing was sent for it"
+                f"{self.table.name}: UPDATE of {ident} refused, so nothing was sent for it: {what}; only status can "
+                f"be set, to {values} (which send {', '.join(self.writes.status.values())})"
             )
-            self._fail("UPDATE", str(row.get("id")), self._unchanged(str(row.get("id"))), refused)
-        self._call(rowid, row, "UPDATE", "POST", template, f"set to {status}")
+            self._fail("UPDATE", ident, self._unchanged(ident), refused)
+        self._call(rowid, row, "UPDATE", "POST", template, f"set to {status}", status)
 
     def delete(self, rowid: int) -> None:
         """DELETE of one row, known by the rowid its scan gave: send the DELETE."""
-        self._same_statement()
+        self._enter("DELETE")
         fields = self._matched.get(rowid)
         if fields is None:  # SQLite always asks a row's rowid before deleting it; this guards against a change
             raise WriteRefusedError(
@@ -202,16 +256,54 @@ class TableWriter:
         row = dict(zip(self.names, fields, strict=True))
         self._call(rowid, row, "DELETE", "DELETE", self.writes.delete or "", "deleted")
 
-    def _call(self, rowid: int, row: dict[str, Any], statement: str, method: str, template: str, done: str) -> None:
+    def _call(
+        self, rowid: int, row: dict[str, Any], statement: str, method: str, template: str, done: str, target: str = ""
+    ) -> None:
         ident = str(row.get("id"))
+        path = encode_path(template, _texts(row))
         try:
-            answer = self.registration.client.send(
-                method, encode_path(template, _texts(row)), table=self.table.name, admin=self.table.admin
-            )
+            answer = self.registration.client.send(method, path, table=self.table.name, admin=self.table.admin)
         except OpenAIVTabError as error:
-            self._fail(statement, ident, self._unchanged(ident), error)
+            answer = self._done_by_earlier_attempt(error, row, path, target)
+            if answer is None:
+                self._fail(statement, ident, self._unchanged(ident), error)
+            done += " by an earlier attempt of this call, whose answer was lost"
         self._changed[rowid] = ident
         self._report(f"{ident} {done}", answer)
+
+    def _done_by_earlier_attempt(
+        self, error: OpenAIVTabError, row: dict[str, Any], path: str, target: str
+    ) -> dict[str, Any] | None:
+        """When an earlier attempt of this call may have reached the server and the retry was refused: the object
+        if that attempt did the change after all (``{}`` for a DELETE), else None, with a note added to ``error``.
+
+        A retried DELETE that the first attempt applied answers 404, and a retried cancel answers 400 ("already
+        cancelled"); counting those as failures would stop the statement on a change that happened.
+        """
+        if not isinstance(error, APIError) or not error.earlier_attempt_reached:
+            return None
+        if isinstance(error, APIStatusError) and 400 <= error.status_code < 500 and error.status_code != 429:
+            if not target:
+                if isinstance(error, NotFoundError):
+                    return {}
+            else:
+                # The status call's path is the object's path plus the action: read the object back once.
+                try:
+                    current = self.registration.client.get(
+                        path.rpartition("/")[0], {}, table=self.table.name, admin=self.table.admin
+                    )
+                except OpenAIVTabError:
+                    current = None
+                if isinstance(current, dict) and current.get("status") in {target, *_ON_ITS_WAY.get(target, ())}:
+                    return current
+        keys = ", ".join(_sql_text(value) for value in _texts(row, self.table.keys).values())
+        check = f"SELECT * FROM {self.table.name}{f'({keys})' if keys else ''} WHERE id = {_sql_text(row.get('id'))}"
+        error.message = (
+            f"{error.message}; an earlier attempt of this call reached the server without a clear answer and may "
+            f"have worked: check with {check}"
+        )
+        error.args = (error.message,)
+        return None
 
     def _create_body(self, row: dict[str, Any]) -> dict[str, Any]:
         """The create's JSON body from the columns the INSERT gave, checked before anything is sent."""
@@ -232,19 +324,52 @@ class TableWriter:
             value = row.get(name)
             if value is None:
                 continue
-            if types.get(name) == "JSON" and isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except ValueError as error:
-                    raise WriteRefusedError(
-                        f"{self.table.name}: INSERT refused, so nothing was sent: {name} is not JSON ({error}): "
-                        f"""give it as JSON text, e.g. json_object('type', 'supervised')"""
-                    ) from None
+            value = self._typed(name, types.get(name, "TEXT"), value)
             if name in writes.as_list:
                 body[writes.as_list[name]] = [value]
             else:
                 body[name] = value
         return body
+
+    def _typed(self, name: str, kind: str, value: Any) -> Any:
+        """``value`` as the spec types column ``name``: integer text becomes an integer and a number becomes text,
+        JSON text is parsed; anything else that does not fit is refused, so that nothing is sent."""
+        if kind == "INTEGER":
+            if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+                return int(value)
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, int):
+                return value
+            self._refuse_type(name, "an integer", value, "7")
+        if kind == "JSON":
+            shape, example = (
+                (list, "json_array(...)") if name in self.writes.arrays else (dict, "json_object('key', 'value')")
+            )
+            parsed = value
+            if isinstance(value, str):
+                try:
+                    parsed = json.loads(value)
+                except ValueError as error:
+                    raise WriteRefusedError(
+                        f"{self.table.name}: INSERT refused, so nothing was sent: {name} is not JSON ({error}): "
+                        f"give it as JSON text, e.g. {example}"
+                    ) from None
+            if not isinstance(parsed, shape):
+                self._refuse_type(name, "a JSON array" if shape is list else "a JSON object", value, example)
+            return parsed
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            self._refuse_type(name, "text", value, "'...'")
+        return value
+
+    def _refuse_type(self, name: str, wanted: str, value: Any, example: str) -> NoReturn:
+        shown = f"a blob of {len(value)} bytes" if isinstance(value, bytes) else _sql(value)
+        raise WriteRefusedError(
+            f"{self.table.name}: INSERT refused, so nothing was sent: {name} must be {wanted}, not {shown} "
+            f"(e.g. {name} = {example})"
+        )
 
     def _unknown_outcome(self, row: dict[str, Any]) -> str:
         check = self.writes.check.format(**{k: str(v).replace("'", "''") for k, v in _texts(row).items()})
@@ -254,21 +379,29 @@ class TableWriter:
         )
 
     def _unchanged(self, failed: str) -> list[str]:
-        """The ids matched but not changed, the one that failed first."""
+        """The ids matched but not changed, the one that failed first; only it when the others are not certain."""
+        if not self._certain:
+            return [failed]
         id_index = self.names.index("id")
         rest = [str(row[id_index]) for rowid, row in self._matched.items() if rowid not in self._changed]
         return [failed, *(ident for ident in rest if ident != failed)]
 
     def _fail(self, statement: str, at: str, unchanged: list[str], error: OpenAIVTabError) -> NoReturn:
-        """Raise the error of a failed row: itself when nothing was changed yet, else one naming both lists."""
+        """Raise the error of a failed row: itself when nothing was changed yet, else one naming both lists.
+
+        The failure ends the statement (SQLite aborts it), so the next write call starts a new one.
+        """
+        self._over = True
         changed = list(self._changed.values())
         if not changed:
             raise error
         verb = "created" if statement == "INSERT" else "changed"
+        # Inside BEGIN ... COMMIT the statement's other rows cannot be told from rows read before it: say so.
+        after = "" if statement == "INSERT" or self._certain else " and any rows the statement matched after it"
         raise PartialWriteError(
             f"{self.table.name}: {statement} failed at {at} after {len(changed)} {self.writes.noun}(s) were "
             f"{verb}. SQLite cannot undo API calls, so nothing was rolled back: {verb}: {_ids(changed)}; not "
-            f"{verb}: {_ids(unchanged)}. The failure: {error}",
+            f"{verb}: {_ids(unchanged)}{after}. The failure: {error}",
             changed=changed,
             unchanged=unchanged,
             error=error,
@@ -285,6 +418,18 @@ def _texts(row: Mapping[str, Any], names: Iterable[str] | None = None) -> dict[s
     """The row's non-NULL values as text, for URL paths (``encode_path`` percent-encodes them)."""
     wanted = row.keys() if names is None else names
     return {name: str(row[name]) for name in wanted if row.get(name) is not None}
+
+
+def _sql_text(value: Any) -> str:
+    """``value`` as an SQL string literal, for the queries a message suggests."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _sql(value: Any) -> str:
+    """``value`` as SQL shows it in a message: NULL, a number, or a string literal."""
+    if value is None:
+        return "NULL"
+    return str(value) if isinstance(value, int | float) else _sql_text(value)
 
 
 def _ids(ids: list[str]) -> str:

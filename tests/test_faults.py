@@ -128,7 +128,10 @@ def test_connection_drops_are_retried(api: FakeOpenAI, db: apsw.Connection) -> N
 def test_connection_that_keeps_dropping_fails_clearly(api: FakeOpenAI, connect: Connect) -> None:
     job = job_with(api, 2)
     api.inject("disconnect", times=10)
-    with pytest.raises(openai_vtab.APIConnectionError, match=r"could not reach 127\.0\.0\.1:\d+, 2 attempt"):
+    with pytest.raises(
+        openai_vtab.APIConnectionError,
+        match=r"the connection to 127\.0\.0\.1:\d+ broke after the request was sent, 2 attempt",
+    ):
         connect(max_retries=1).execute("SELECT * FROM job_checkpoints(?)", (job,)).fetchall()
 
 

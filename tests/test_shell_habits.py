@@ -144,6 +144,13 @@ def test_once_and_output_refuse_what_they_cannot_do(tmp_path: Path, command: str
     assert list(tmp_path.iterdir()) == []  # apsw's .output would have created a file named "|cat"
 
 
+def test_an_output_file_named_on_the_command_line_is_written(tmp_path: Path) -> None:
+    # As sqlite3: the file holds the rows once the shell exits (it used to stay empty, never flushed).
+    result = run([":memory:", f".output {tmp_path / 'o1.txt'}", "SELECT 1"], None)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert (tmp_path / "o1.txt").read_text() == "1\n"
+
+
 # -- opening the database -----------------------------------------------------------------------------------
 
 

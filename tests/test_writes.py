@@ -5,11 +5,13 @@ Each test states the SQL and the requests it expects the fake to have received.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable
 
 import apsw
 import pytest
+import requests
 
 import openai_vtab
 from openai_vtab.testing import FakeOpenAI
@@ -56,6 +58,13 @@ def test_every_write_is_refused_by_default_and_sends_nothing(api: FakeOpenAI, db
         with pytest.raises(openai_vtab.WriteRefusedError, match=r"writes to the OpenAI API are off.*allow_writes=True"):
             db.execute(sql)
     assert api.requests == []
+
+
+def test_the_advice_to_allow_writes_covers_apsws_own_shell(api: FakeOpenAI, db: apsw.Connection) -> None:
+    # There --allow-writes does not exist: the loader's register() line is what to change.
+    api.add_job(status="running")
+    with pytest.raises(openai_vtab.WriteRefusedError, match=r"on the register\(\) line of examples/load_openai_vtab"):
+        db.execute("UPDATE fine_tuning_jobs SET status = 'cancelled'")
 
 
 def test_a_table_without_writes_stays_read_only(api: FakeOpenAI, wdb: apsw.Connection) -> None:
@@ -106,6 +115,34 @@ def test_update_to_another_status_sends_no_write(api: FakeOpenAI, wdb: apsw.Conn
     assert api.state.jobs[job["id"]]["status"] == "running"
 
 
+@pytest.mark.parametrize("sql", ["SET model = 'x'", "SET model = 'x', status = 'cancelled'"])
+def test_with_the_guard_replaced_an_update_of_another_column_still_sends_nothing(
+    api: FakeOpenAI, wdb: apsw.Connection, sql: str
+) -> None:
+    # The guard is only the connection's authorizer: the user may replace it after register().
+    job = api.add_job(status="paused")["id"]
+    wdb.authorizer = None
+    with pytest.raises(openai_vtab.WriteRefusedError, match=rf"UPDATE of {job} refused.*model cannot be changed"):
+        wdb.execute(f"UPDATE fine_tuning_jobs {sql} WHERE id = ?", (job,))
+    assert writes(api) == []
+    assert api.state.jobs[job]["status"] == "paused"
+
+
+def test_status_null_is_refused_as_null(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    api.add_job(status="running")
+    with pytest.raises(openai_vtab.WriteRefusedError, match=r"status cannot be set to NULL;"):
+        wdb.execute("UPDATE fine_tuning_jobs SET status = NULL")
+    assert writes(api) == []
+
+
+@pytest.mark.parametrize("verb", ["INSERT", "INSERT OR REPLACE"])
+def test_an_insert_with_a_rowid_is_refused(api: FakeOpenAI, wdb: apsw.Connection, verb: str) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    with pytest.raises(openai_vtab.WriteRefusedError, match=r"a rowid \(5\) cannot be given"):
+        wdb.execute(f"{verb} INTO fine_tuning_jobs(rowid, model, training_file) VALUES (5, 'gpt-4o-mini', ?)", (train,))
+    assert writes(api) == []
+
+
 def test_insert_creates_a_job_with_json_columns_as_objects(api: FakeOpenAI, wdb: apsw.Connection) -> None:
     train = api.add_file("train.jsonl")["id"]
     valid = api.add_file("valid.jsonl")["id"]
@@ -132,6 +169,60 @@ def test_insert_creates_a_job_with_json_columns_as_objects(api: FakeOpenAI, wdb:
     assert wdb.execute("SELECT status, suffix FROM fine_tuning_jobs WHERE id = openai_last_insert_id()").fetchall() == [
         ("validating_files", "v2")
     ]
+
+
+def test_insert_converts_integer_text_and_numbers_as_the_spec_types_them(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    wdb.execute(
+        "INSERT INTO fine_tuning_jobs(model, training_file, seed, suffix) VALUES ('gpt-4o-mini', ?, '7', 3)", (train,)
+    )
+    (create,) = [r for r in api.requests if r.method == "POST"]
+    assert create.json() == {"model": "gpt-4o-mini", "training_file": train, "seed": 7, "suffix": "3"}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "wanted"),
+    [
+        ("seed", "'seven'", "seed must be an integer, not 'seven'"),
+        ("seed", "7.5", "seed must be an integer, not 7.5"),
+        ("metadata", "5", "metadata must be a JSON object, not 5"),
+        ("metadata", """'"str"'""", """metadata must be a JSON object, not '"str"'"""),
+        ("integrations", "json_object('type', 'wandb')", "integrations must be a JSON array"),
+        ("suffix", "x'00'", "suffix must be text, not a blob of 1 bytes"),
+    ],
+)
+def test_insert_refuses_a_value_the_spec_does_not_take(
+    api: FakeOpenAI, wdb: apsw.Connection, column: str, value: str, wanted: str
+) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    with pytest.raises(openai_vtab.WriteRefusedError, match=re.escape(wanted)):
+        wdb.execute(
+            f"INSERT INTO fine_tuning_jobs(model, training_file, {column}) VALUES ('gpt-4o-mini', ?, {value})", (train,)
+        )
+    assert writes(api) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("seed", "7", "Invalid type for 'seed': expected an integer, but got a string instead."),
+        ("metadata", 5, "Invalid type for 'metadata': expected an object, but got an integer instead."),
+        ("metadata", {"team": 1}, "Invalid type for 'metadata': its values must be strings."),
+        ("integrations", {}, "Invalid type for 'integrations': expected an array, but got an object instead."),
+    ],
+)
+def test_the_fake_refuses_a_create_body_that_breaks_the_spec(
+    api: FakeOpenAI, field: str, value: object, message: str
+) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    answer = requests.post(
+        f"{api.base_url}/fine_tuning/jobs",
+        json={"model": "gpt-4o-mini", "training_file": train, field: value},
+        headers={"Authorization": f"Bearer {api.api_key}"},
+        timeout=10,
+    )
+    assert (answer.status_code, answer.json()["error"]["message"]) == (400, message)
+    assert api.state.jobs == {}
 
 
 def test_insert_select_creates_one_job_per_row(api: FakeOpenAI, wdb: apsw.Connection) -> None:
@@ -190,6 +281,27 @@ def test_a_create_that_times_out_is_not_sent_again(api: FakeOpenAI, connect: Con
     assert writes(api) == [("POST", "/v1/fine_tuning/jobs")]
 
 
+def test_a_create_whose_connection_broke_says_so_and_is_not_sent_again(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    api.inject("disconnect", match="/fine_tuning/jobs")
+    with pytest.raises(openai_vtab.APIConnectionError) as caught:
+        wdb.execute("INSERT INTO fine_tuning_jobs(model, training_file) VALUES ('gpt-4o-mini', ?)", (train,))
+    message = str(caught.value)
+    assert "the connection to 127.0.0.1:" in message and "broke after the request was sent" in message
+    assert "could not reach" not in message and "may have been created anyway" in message
+    assert writes(api) == [("POST", "/v1/fine_tuning/jobs")]
+
+
+def test_a_create_whose_answer_broke_off_is_not_sent_again(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    # The server made the job and its answer broke off half-way: sending the create again would make a second one.
+    train = api.add_file("train.jsonl")["id"]
+    api.inject("truncated", match="/fine_tuning/jobs", times=3)
+    with pytest.raises(openai_vtab.APIConnectionError, match="may have been created anyway"):
+        wdb.execute("INSERT INTO fine_tuning_jobs(model, training_file) VALUES ('gpt-4o-mini', ?)", (train,))
+    assert writes(api) == [("POST", "/v1/fine_tuning/jobs")]
+    assert len(api.state.jobs) == 1
+
+
 def test_a_create_refused_with_429_is_not_sent_again(api: FakeOpenAI, wdb: apsw.Connection) -> None:
     train = api.add_file("train.jsonl")["id"]
     api.fail(429, match="/fine_tuning/jobs", times=5)
@@ -221,6 +333,80 @@ def test_a_cancel_is_retried_after_a_500(api: FakeOpenAI, wdb: apsw.Connection) 
     assert api.state.jobs[job["id"]]["status"] == "cancelled"
 
 
+def watched(api: FakeOpenAI) -> tuple[apsw.Connection, list[str]]:
+    """A connection with writes allowed, and the change lines it reports."""
+    db = apsw.Connection(":memory:")
+    registration = openai_vtab.register(db, api_key=api.api_key, base_url=api.base_url, allow_writes=True)
+    lines: list[str] = []
+    registration.on_change.append(lines.append)
+    return db, lines
+
+
+def test_a_cancel_whose_first_attempt_worked_counts_as_done(api: FakeOpenAI) -> None:
+    # The first attempt cancels the job but answers 502; the retry is refused with 400 "already cancelled".
+    db, lines = watched(api)
+    jobs = [api.add_job(status="running")["id"] for _ in range(3)]
+    api.fail_after_write("job_cancel", 502)
+    db.execute("UPDATE fine_tuning_jobs SET status = 'cancelled'")
+    assert [api.state.jobs[j]["status"] for j in jobs] == ["cancelled"] * 3
+    assert len(writes(api)) == 4
+    assert (
+        sum(
+            "by an earlier attempt of this call, whose answer was lost (status now cancelled)" in line for line in lines
+        )
+        == 1
+    )
+    assert len(lines) == 3
+
+
+def test_a_batch_cancel_whose_first_attempt_worked_counts_as_done(api: FakeOpenAI) -> None:
+    # A cancelled batch reads back as cancelling first: that is the status asked for, on its way.
+    db, lines = watched(api)
+    batch = api.add_batch(status="in_progress")["id"]
+    api.fail_after_write("batch_cancel", 502)
+    db.execute("UPDATE batches SET status = 'cancelled'")
+    assert lines == [
+        f"batches: {batch} set to cancelled by an earlier attempt of this call, whose answer was lost "
+        "(status now cancelling)"
+    ]
+    assert ("GET", f"/v1/batches/{batch}") in [(r.method, r.path) for r in api.requests]
+
+
+def test_a_delete_whose_first_attempt_worked_counts_as_done(api: FakeOpenAI) -> None:
+    db, lines = watched(api)
+    files = [api.add_file(f"old{i}.jsonl")["id"] for i in range(2)]
+    api.fail_after_write("file", 500)
+    db.execute("DELETE FROM files")
+    assert api.state.files == []
+    assert len(lines) == 2 and any(
+        line.endswith("deleted by an earlier attempt of this call, whose answer was lost") for line in lines
+    )
+    assert {line.split()[1] for line in lines} == set(files)
+
+
+def test_a_retry_refused_for_its_own_reason_says_an_earlier_attempt_may_have_worked(
+    api: FakeOpenAI, wdb: apsw.Connection
+) -> None:
+    # The 502 came before anything changed; the job read back is still succeeded, so the 400 is a real failure.
+    job = api.add_job(status="succeeded")["id"]
+    api.fail(502, match="/cancel")
+    with pytest.raises(openai_vtab.BadRequestError) as caught:
+        wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled'")
+    assert "an earlier attempt of this call reached the server without a clear answer and may have worked" in str(
+        caught.value
+    )
+    assert f"SELECT * FROM fine_tuning_jobs WHERE id = '{job}'" in str(caught.value)
+    assert api.state.jobs[job]["status"] == "succeeded"
+
+
+def test_a_404_on_a_first_delete_attempt_is_still_an_error(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    api.add_file("old.jsonl")
+    api.fail(404, match="/files/file-")
+    with pytest.raises(openai_vtab.NotFoundError) as caught:
+        wdb.execute("DELETE FROM files")
+    assert "earlier attempt" not in str(caught.value)
+
+
 def test_a_multi_row_update_that_fails_half_way_names_what_changed(api: FakeOpenAI, wdb: apsw.Connection) -> None:
     for _ in range(3):
         api.add_job(status="running")
@@ -243,7 +429,8 @@ def test_a_multi_row_update_that_fails_half_way_names_what_changed(api: FakeOpen
 def test_a_half_way_failure_inside_begin_names_only_its_own_statements_ids(
     api: FakeOpenAI, wdb: apsw.Connection
 ) -> None:
-    # SQLite begins the table's transaction once for BEGIN ... COMMIT: an earlier statement's ids are not this one's.
+    # SQLite begins the table's transaction once for BEGIN ... COMMIT: an earlier statement's ids are not this one's,
+    # and rows the transaction read before cannot be told from this statement's, so only the failing id is named.
     for _ in range(4):
         api.add_job(status="running")
     earlier, first, failing, last = [row[0] for row in wdb.execute("SELECT id FROM fine_tuning_jobs")]
@@ -254,7 +441,35 @@ def test_a_half_way_failure_inside_begin_names_only_its_own_statements_ids(
         wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled' WHERE id IN (?, ?, ?)", (first, failing, last))
     wdb.execute("COMMIT")
     assert caught.value.changed == [first]
-    assert caught.value.unchanged == [failing, last]
+    assert caught.value.unchanged == [failing]
+    assert f"not changed: {failing} and any rows the statement matched after it." in str(caught.value)
+
+
+def test_inside_begin_a_failed_statement_does_not_leak_into_the_next(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    # A failed statement moves no total_changes(): its ids must still not show up in the next statement's error.
+    jobs = {g: [api.add_job(status=s)["id"] for s in ("running", "succeeded", "running")] for g in "ab"}
+    wdb.execute("BEGIN")
+    for group in "ab":
+        with pytest.raises(openai_vtab.PartialWriteError) as caught:
+            wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled' WHERE id IN (?, ?, ?)", jobs[group])
+        assert set(caught.value.changed) <= set(jobs[group]) and len(caught.value.changed) == 1
+        assert caught.value.unchanged[0] == jobs[group][1]
+        assert set(caught.value.unchanged) <= set(jobs[group])
+    wdb.execute("COMMIT")
+
+
+def test_inside_begin_rows_a_select_read_are_not_listed_as_not_changed(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    others = [api.add_job(status="succeeded")["id"] for _ in range(3)]
+    paused = api.add_job(status="running")["id"]
+    targets = [api.add_job(status=s)["id"] for s in ("running", "succeeded", "running")]
+    wdb.execute("BEGIN")
+    wdb.execute("UPDATE fine_tuning_jobs SET status = 'paused' WHERE id = ?", (paused,))
+    assert len(wdb.execute("SELECT rowid, id FROM fine_tuning_jobs").fetchall()) == 7
+    with pytest.raises(openai_vtab.PartialWriteError) as caught:
+        wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled' WHERE id IN (?, ?, ?)", targets)
+    wdb.execute("COMMIT")
+    assert not set(caught.value.unchanged) & {*others, paused}
+    assert caught.value.unchanged[0] == targets[1]
 
 
 def test_a_failure_on_the_first_row_is_the_apis_own_error(api: FakeOpenAI, wdb: apsw.Connection) -> None:

@@ -100,7 +100,9 @@ class Writes:
     ``noun`` names one row in messages (``fine-tuning job``). ``create``: INSERT sends POST to this path (a
     ``{key}`` is the row's hidden key column) with a JSON body of the ``create_columns`` the row gives (JSON
     columns as objects; a column in ``as_list`` goes as a one-item list under that name, ``project_id`` ->
-    ``project_ids``); ``required`` columns must be given; ``created`` is where the answer holds the new objects
+    ``project_ids``); each value must have the spec's type (an INTEGER column an integer, a JSON column an object,
+    or an array for a column in ``arrays``) and is checked before anything is sent; ``required`` columns must be
+    given; ``created`` is where the answer holds the new objects
     (``""``: the answer is the object). A create is never sent twice unless the connection was never made;
     ``check`` is the SQL that shows whether one that got no clear answer happened. ``status``: ``UPDATE ... SET
     status = value`` sends POST to the path for that value (``{id}``: the row's id). ``delete``: DELETE sends
@@ -113,6 +115,7 @@ class Writes:
     required: tuple[str, ...] = ()
     as_list: Mapping[str, str] = field(default_factory=dict)
     created: str = ""
+    arrays: tuple[str, ...] = ()
     check: str = ""
     status: Mapping[str, str] = field(default_factory=dict)
     delete: str | None = None

@@ -82,6 +82,7 @@ fine_tuning_jobs = Table(
             "integrations",
         ),
         required=("model", "training_file"),
+        arrays=("integrations",),
         check="SELECT id, status, training_file, created_at FROM fine_tuning_jobs ORDER BY created_at DESC LIMIT 5",
         status={
             "cancelled": "/fine_tuning/jobs/{id}/cancel",

@@ -735,6 +735,8 @@ class FakeOpenAI(UsageRoutes, WriteRoutes, RateLimitMode):
                 return "files", ()
             case ["v1", "batches"]:
                 return "batches", ()
+            case ["v1", "batches", batch]:
+                return "batch", (batch,)
         return self._route_usage(segments) or self._route_writes(segments) or self._route_organization(segments)
 
     def _answer(self, route: str, keys: tuple[str, ...], params: dict[str, str], query: str) -> dict[str, Any] | bytes:
@@ -743,6 +745,12 @@ class FakeOpenAI(UsageRoutes, WriteRoutes, RateLimitMode):
             if route == "job":
                 _allow(params, set())
                 return self._job(keys[0])
+            if route == "batch":  # retrieve one batch (a cancel whose answer was lost is checked this way)
+                _allow(params, set())
+                batch = next((b for b in state.batches if b["id"] == keys[0]), None)
+                if batch is None:
+                    raise FakeError(404, f"No batch found with id '{keys[0]}'.", param="batch_id")
+                return dict(batch)
             if route == "content":
                 _allow(params, set())
                 if keys[0] not in state.contents:

@@ -34,16 +34,26 @@ WRITE_ROUTES = {
     "batch_cancel": "POST",
     "file": "DELETE",
 }
-_JOB_FIELDS = {
-    "model",
-    "training_file",
-    "validation_file",
-    "suffix",
-    "seed",
-    "method",
-    "metadata",
-    "hyperparameters",
-    "integrations",
+# The spec's type of each create field (CreateFineTuningJobRequest): a body that breaks it is a 400, as the API's.
+_JOB_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
+    "model": ("a string", (str,)),
+    "training_file": ("a string", (str,)),
+    "validation_file": ("a string", (str, type(None))),
+    "suffix": ("a string", (str, type(None))),
+    "seed": ("an integer", (int, type(None))),
+    "method": ("an object", (dict,)),
+    "metadata": ("an object", (dict, type(None))),
+    "hyperparameters": ("an object", (dict,)),
+    "integrations": ("an array", (list, type(None))),
+}
+_REQUIRED = {"model", "training_file"}
+_JSON_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a decimal",
+    bool: "a boolean",
+    list: "an array",
+    dict: "an object",
 }
 # Job action -> (statuses it applies to, the status it leads to).
 _JOB_ACTIONS = {
@@ -106,12 +116,22 @@ class WriteRoutes:
         return answer
 
     def _create_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(body) - _JOB_FIELDS)
+        unknown = sorted(set(body) - set(_JOB_TYPES))
         if unknown:
             raise FakeError(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
         for name in ("model", "training_file"):
-            if not isinstance(body.get(name), str):
+            if body.get(name) is None:
                 raise FakeError(400, f"Missing required parameter: '{name}'.", param=name)
+        for name, value in body.items():
+            wanted, kinds = _JOB_TYPES[name]
+            if not isinstance(value, kinds) or isinstance(value, bool) or (value is None and name in _REQUIRED):
+                got = "null" if value is None else _JSON_TYPE_NAMES.get(type(value), "a value")
+                raise FakeError(
+                    400, f"Invalid type for '{name}': expected {wanted}, but got {got} instead.", param=name
+                )
+        metadata = body.get("metadata") or {}
+        if not all(isinstance(v, str) for v in metadata.values()):
+            raise FakeError(400, "Invalid type for 'metadata': its values must be strings.", param="metadata")
         uploaded = {f["id"] for f in self.state.files}
         for name in ("training_file", "validation_file"):
             if body.get(name) is not None and body[name] not in uploaded:
