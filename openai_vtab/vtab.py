@@ -256,6 +256,8 @@ class VirtualTable:
                 op in CHECKS
                 and name in self.column_index
                 and (op != apsw.SQLITE_INDEX_CONSTRAINT_EQ or info.get_aConstraint_collation(i) == "BINARY")
+                # Used, an IN list would make SQLite run the scan once per value in the list.
+                and not info.get_aConstraintUsage_in(i)
             ):
                 checks.append((i, Step("check", name, CHECKS[op])))
                 continue

@@ -278,3 +278,25 @@ def test_warnings_point_at_the_users_statement(api: FakeOpenAI, db: apsw.Connect
     [warning] = caught
     assert issubclass(warning.category, openai_vtab.UnknownKeyWarning)
     assert (warning.filename, warning.lineno) == (__file__, line)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "id IN (SELECT id FROM picked)",
+        "status IN ('running', 'succeeded', 'failed')",
+        "id IN (SELECT id FROM picked) AND status = 'running'",
+    ],
+)
+def test_an_in_list_on_a_checked_column_scans_the_list_once(
+    api: FakeOpenAI, connect: Callable[..., apsw.Connection], where: str
+) -> None:
+    # A check (= on the outer table's own column) taken for an IN list would make SQLite run Filter once per value,
+    # and with the cache off each run is a full list request.
+    ids = [api.add_job(status="running")["id"] for _ in range(4)]
+    db = connect(cache_ttl=0)
+    db.execute("CREATE TEMP TABLE picked(id)")
+    db.executemany("INSERT INTO picked VALUES (?)", [(i,) for i in ids[:3]])
+    rows = db.execute(f"SELECT id FROM fine_tuning_jobs WHERE {where}").fetchall()
+    assert len(rows) == (4 if where.startswith("status") else 3)
+    assert db.execute("SELECT count(*) FROM openai_requests").fetchone() == (1,)
