@@ -44,7 +44,7 @@ from .errors import (
     warn,
 )
 from .fetch import RowStream, Source, fetch_rows
-from .readahead import Follower, Leader, SpeculationPool
+from .readahead import Follower, Leader, SpeculationPool, shared_budget
 from .registration import Registration
 from .rows import Row, row_maker
 from .tables import Bound, Table
@@ -359,8 +359,9 @@ class Cursor:
         # Numbers the rows this cursor stands on, across Filter calls, so that read-ahead can tell which of the
         # rows it guessed from SQLite has passed by.
         self._row_number = 0
-        # As a join's outer cursor: the keys inner tables read ahead from its rows. As an inner one: the link.
-        self.ahead = Leader(self.registration.max_workers)
+        # As a join's outer cursor: the keys inner tables read ahead from its rows, within the waste budget of
+        # the statement (shared with the cursors open now). As an inner one: the link.
+        self.ahead = Leader(shared_budget(self.registration.cursors, self.registration.max_workers))
         self._follower = Follower(self, self.registration.max_workers)
         self.registration.cursors.add(self)
 

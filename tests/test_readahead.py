@@ -17,6 +17,8 @@ import pytest
 from shell_helpers import SCRIPT, environment
 
 import openai_vtab
+from openai_vtab import vtab
+from openai_vtab.demo import populate
 from openai_vtab.testing import FakeOpenAI
 
 JOIN = "SELECT j.id, c.id, c.step_number FROM fine_tuning_jobs j JOIN job_checkpoints c ON c.fine_tuning_job_id = j.id"
@@ -152,7 +154,7 @@ def test_a_failed_guess_fails_only_a_statement_that_asks_for_its_key(
     api: FakeOpenAI, connect: Callable[..., apsw.Connection]
 ) -> None:
     made = jobs(api, 6)
-    bad = made[2]
+    bad = made[1]  # guessed from the first row, and passed by
     api.fail(500, times=100, match=f"/{bad}/checkpoints")
     api.latency = 0.2  # so that the guess surely leaves before the statement ends (a queued one is never sent)
     db = connect(max_retries=0)
@@ -268,3 +270,114 @@ def test_a_join_from_a_local_table_does_not_read_ahead_and_counts_for_the_hint(a
     assert registration.single_key_scans["job_checkpoints"] == 5
     db.execute(JOIN).fetchall()
     assert registration.single_key_scans["job_checkpoints"] == 5  # a join from our own table is not counted
+
+
+CHAIN = (
+    "SELECT j.id, c.id, p.id FROM fine_tuning_jobs j JOIN job_checkpoints c ON c.fine_tuning_job_id = j.id "
+    "JOIN checkpoint_permissions p ON p.fine_tuned_model_checkpoint = c.fine_tuned_model_checkpoint LIMIT 1"
+)
+
+
+ROUTES = {"job_checkpoints": "checkpoints", "checkpoint_permissions": "permissions", "job_events": "events"}
+
+
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, object]]:
+    """(route, key) of every key SQLite handed to an inner table's Filter (spied on, not replaced)."""
+    keys: set[tuple[str, object]] = set()
+    original = vtab.Cursor.Filter
+
+    def spy(self: vtab.Cursor, num: int, name: str, args: tuple[object, ...]) -> None:
+        keys.update((ROUTES.get(self.table.name, self.table.name), arg) for arg in args)
+        original(self, num, name, args)
+
+    monkeypatch.setattr(vtab.Cursor, "Filter", spy)
+    return keys
+
+
+def wasted(api: FakeOpenAI, asked: set[tuple[str, object]]) -> int:
+    """Keys of the inner tables' routes fetched that SQLite never asked for."""
+    return sum((r.route, r.keys[0]) not in asked for route in ROUTES.values() for r in api.requests_to(route))
+
+
+@pytest.mark.parametrize("max_workers", [2, 8])
+def test_a_chain_of_three_tables_wastes_at_most_max_workers_keys_per_statement(
+    api: FakeOpenAI, connect: Callable[..., apsw.Connection], asked: set[tuple[str, object]], max_workers: int
+) -> None:
+    populate(api)  # the demo organization: most checkpoints are shared with no project, so the chain runs long
+    api.latency = 0.05  # so that guesses leave before the statement ends (a guess still queued is never sent)
+    db = connect(max_workers=max_workers)
+    api.clear()
+    assert len(db.execute(CHAIN).fetchall()) == 1
+    # Both inner tables read ahead (jobs -> checkpoints, checkpoints -> permissions), from one budget: each
+    # outer cursor with a budget of its own wasted 13 keys with max_workers=8, and 4 with 2.
+    assert speculative(db) >= 2
+    assert wasted(api, asked) <= max_workers
+    counts = Counter((r.route, r.keys[0]) for r in api.requests if r.keys)
+    assert max(counts.values()) == 1  # nothing fetched twice
+
+
+def test_the_next_statement_gets_a_fresh_budget(
+    api: FakeOpenAI, connect: Callable[..., apsw.Connection], asked: set[tuple[str, object]]
+) -> None:
+    made = jobs(api, 16)
+    api.latency = 0.05
+    db = connect(max_workers=2)
+    db.execute(JOIN + " WHERE unicode(substr(j.id, -1)) % 4 = 0").fetchall()  # spends the statement's budget
+    assert wasted(api, asked) == 2
+    db.execute("DELETE FROM openai_requests")
+    # Its cursors closed with it: the next statement reads ahead again, within a budget of its own.
+    sql = "SELECT j.id, e.message FROM fine_tuning_jobs j JOIN job_events e ON e.fine_tuning_job_id = j.id"
+    assert len(db.execute(sql).fetchall()) == len(made)
+    assert speculative(db) >= 1
+    assert fetched(api, "events") == Counter(made)
+
+
+def test_a_statement_run_inside_another_shares_its_budget(
+    api: FakeOpenAI, connect: Callable[..., apsw.Connection], asked: set[tuple[str, object]]
+) -> None:
+    made = jobs(api, 16)
+    api.latency = 0.05
+    db = connect(max_workers=2, cache_ttl=0)  # no cache: each nested statement fetches (and guesses) anew
+    kept = "unicode(substr(j.id, -1)) % 4 = 0"  # a filter the jobs cannot check: guesses go wrong
+
+    def events(_: str) -> int:
+        # A nested statement: its cursors open while the caller's are, so both spend one budget. With a budget
+        # per statement instead, each of the 4 calls would waste 2 more keys.
+        sql = f"SELECT count(*) FROM fine_tuning_jobs j JOIN job_events e ON e.fine_tuning_job_id = j.id WHERE {kept}"
+        return db.execute(sql).fetchone()[0]
+
+    db.create_scalar_function("kept_events", events, 1)
+    sql = (
+        "SELECT j.id, kept_events(j.id) FROM fine_tuning_jobs j JOIN job_checkpoints c "
+        f"ON c.fine_tuning_job_id = j.id WHERE {kept}"
+    )
+    ours = {job for job in made if int(job[-1]) % 4 == 0}
+    assert set(db.execute(sql).fetchall()) == {(job, len(ours)) for job in ours}
+    assert wasted(api, asked) <= 2
+
+
+def test_a_join_cut_short_by_limit_guesses_few_keys(api: FakeOpenAI, connect: Callable[..., apsw.Connection]) -> None:
+    made = jobs(api, 64)
+    api.latency = 0.05  # so that guesses leave before the statement ends (a guess still queued is never sent)
+    db = connect(max_workers=8)
+    api.clear()
+    rows = db.execute(JOIN + " LIMIT 3").fetchall()
+    assert [job for job, _, _ in rows] == [made[0], made[0], made[1]]
+    # The first key is asked for and two guessed; one of those used, the look-ahead grows to four: at most 6
+    # lists, where a look-ahead of max_workers from the start fetched 10.
+    assert 2 <= len(api.requests_to("checkpoints")) <= 6
+    assert set(fetched(api)) <= set(made[:6])
+
+
+def test_the_look_ahead_grows_to_max_workers_when_every_key_is_asked_for(
+    api: FakeOpenAI, connect: Callable[..., apsw.Connection]
+) -> None:
+    made = jobs(api, 32)
+    api.latency = 0.2  # long enough for the requests read ahead to overlap (beside other test workers)
+    db = connect(max_workers=4)
+    api.clear()
+    assert len(db.execute(JOIN).fetchall()) == 2 * len(made)
+    assert fetched(api) == Counter(made)
+    # From one guess at a time up to max_workers of them (beside the key SQLite asked for, whose guess was taken).
+    assert api.max_in_flight >= 4
