@@ -16,11 +16,9 @@ The rules that keep speculation invisible in the answers:
   exceed ``max_workers``, counted over every outer cursor of the statement (a ``Budget`` they share, so a chain
   of three tables wastes no more than a join of two); once the misses spend it, the join goes on one key at a
   time. A guess cancelled before its request left costs nothing.
-* Guesses start small: an inner cursor guesses two keys ahead, and doubles that (up to ``max_workers``) each
-  time SQLite asks for a key it guessed, so a join cut short (a LIMIT) wastes few requests and a join that
-  reads every key soon fetches ``max_workers`` at once. Two, not one: the second and third keys then arrive
-  together, and a join of 16 keys needs three round trips after the outer list instead of four
-  (benchmarks/run.py: 1.3x the time of the IN form, against 1.6x when starting from one).
+* An inner cursor guesses ``max_workers`` keys ahead from the first key it is asked for. A window that starts
+  small and grows as keys are asked for wastes less under a LIMIT (within the same bound), but it costs every
+  full join a round trip or two: 1.3x the time of the IN form instead of 1.0x (benchmarks/run.py, 16 keys).
 * Guesses run on their own daemon threads (``SpeculationPool``): a hung one never takes a worker from a key
   SQLite asked for, nor holds up the end of the process. A guess still queued when its key is asked for is
   cancelled, and the key fetched the normal way.
@@ -114,9 +112,8 @@ class Leader:
         self.budget = budget
         self._guesses: dict[tuple[int, Any], _Guess] = {}
 
-    def take(self, follower: object, key: Any, row: int) -> tuple[bool, Source | None]:
-        """SQLite now asks for ``key`` at the outer row ``row``: (whether it was guessed, the source already
-        started for it or None).
+    def take(self, follower: object, key: Any, row: int) -> Source | None:
+        """SQLite now asks for ``key`` at the outer row ``row``: the source already started for it, or None.
 
         Guesses from earlier outer rows that SQLite passed by are misses and are dropped.
         """
@@ -125,12 +122,12 @@ class Leader:
                 self._drop((owner, guessed))
         guess = self._guesses.pop((id(follower), key), None)
         if guess is None:
-            return False, None
+            return None
         self.budget.open -= 1
         if guess.future.cancel():
-            return True, None  # still queued: no request left, so the normal path fetches it on a worker of its own
+            return None  # still queued: no request left, so the normal path fetches it on a worker of its own
         guess.source.first = guess.future
-        return True, guess.source
+        return guess.source
 
     def open_guesses(self, follower: object) -> int:
         """How many guesses of ``follower`` are not yet asked for."""
@@ -157,13 +154,12 @@ class Leader:
 
 class Follower:
     """An inner cursor's side of read-ahead: which outer cursor it follows (and by which column of its rows), how
-    many keys it guesses ahead (``window``, from 2 up to ``most``), and the keys it has seen, which are never
-    guessed again (no key is fetched twice by read-ahead)."""
+    many keys it guesses ahead (``most``), and the keys it has seen, which are never guessed again (no key is
+    fetched twice by read-ahead)."""
 
     def __init__(self, owner: object, most: int) -> None:
         self.owner = owner
         self.most = most
-        self.window = min(2, most)  # see the module docstring for why two
         self._leader: LeaderCursor | None = None
         self._column = -1
         self._seen: set[Any] = set()
@@ -192,17 +188,14 @@ class Follower:
                 leader.ahead.forget(self.owner)
             leader, self._column = found
             self._leader = leader
-            self.window = min(2, self.most)  # a new link has not yet shown that its keys are asked for
             current = leader.current()
             assert current is not None
         ahead = leader.ahead
-        guessed, source = ahead.take(self.owner, key, current[0])
-        if guessed:
-            self.window = min(self.most, self.window * 2)
+        source = ahead.take(self.owner, key, current[0])
         self._seen.add(key)
         if start is not None:
-            for row, values in leader.upcoming(self.window):
-                if ahead.open_guesses(self.owner) >= self.window or not ahead.budget.allows_one_more():
+            for row, values in leader.upcoming(self.most):
+                if ahead.open_guesses(self.owner) >= self.most or not ahead.budget.allows_one_more():
                     break
                 value = values[self._column]
                 if value.__class__ is not str or value in self._seen:

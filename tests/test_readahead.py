@@ -357,20 +357,22 @@ def test_a_statement_run_inside_another_shares_its_budget(
     assert wasted(api, asked) <= 2
 
 
-def test_a_join_cut_short_by_limit_guesses_few_keys(api: FakeOpenAI, connect: Callable[..., apsw.Connection]) -> None:
+def test_a_join_cut_short_by_limit_wastes_at_most_max_workers_keys(
+    api: FakeOpenAI, connect: Callable[..., apsw.Connection]
+) -> None:
     made = jobs(api, 64)
     api.latency = 0.05  # so that guesses leave before the statement ends (a guess still queued is never sent)
     db = connect(max_workers=8)
     api.clear()
     rows = db.execute(JOIN + " LIMIT 3").fetchall()
     assert [job for job, _, _ in rows] == [made[0], made[0], made[1]]
-    # The first key is asked for and two guessed; one of those used, the look-ahead grows to four: at most 6
-    # lists, where a look-ahead of max_workers from the start fetched 10.
-    assert 2 <= len(api.requests_to("checkpoints")) <= 6
-    assert set(fetched(api)) <= set(made[:6])
+    # Two keys asked for; the guesses SQLite never asks for stay within max_workers, and none is fetched twice.
+    assert 2 <= len(api.requests_to("checkpoints")) <= 2 + 8
+    assert set(fetched(api)) <= set(made[: 2 + 8])
+    assert max(fetched(api).values()) == 1
 
 
-def test_the_look_ahead_grows_to_max_workers_when_every_key_is_asked_for(
+def test_the_look_ahead_reaches_max_workers_when_every_key_is_asked_for(
     api: FakeOpenAI, connect: Callable[..., apsw.Connection]
 ) -> None:
     made = jobs(api, 32)
@@ -379,5 +381,5 @@ def test_the_look_ahead_grows_to_max_workers_when_every_key_is_asked_for(
     api.clear()
     assert len(db.execute(JOIN).fetchall()) == 2 * len(made)
     assert fetched(api) == Counter(made)
-    # From one guess at a time up to max_workers of them (beside the key SQLite asked for, whose guess was taken).
+    # max_workers guesses at once (beside the key SQLite asked for, whose guess was taken).
     assert api.max_in_flight >= 4
