@@ -75,7 +75,7 @@ def test_without_rate_headers_429s_alone_get_the_same_in_through(
     pauses and halvings still get every key through, where retrying 8 workers into the wall gives up."""
     keys = jobs(limited, 64)
     limited.rate_limit = 20
-    monkeypatch.setattr(RateLimiter, "_learn", lambda *args: None)
+    monkeypatch.setattr(RateLimiter, "_learn", lambda *args, **kwargs: None)
     db = apsw.Connection(":memory:")
     openai_vtab.register(db, api_key=limited.api_key, base_url=limited.base_url, max_retries=10)
     assert rows_of(db, keys) == 64
