@@ -8,8 +8,11 @@ which the limiter learns two things:
   and ``x-ratelimit-reset-requests`` (the time until it is full again). A request starts only when the
   limiter's model of the bucket holds a token for it, so as the remaining count nears zero, fewer requests
   are in flight and they start at the pace the bucket refills, instead of running into 429s. The model never
-  holds more than the server's bucket: it spends a token when a request starts (before the server does), it
-  refills at a rate that is a lower bound of the server's, and an answer can only lower it.
+  holds more than the server's bucket while nothing else spends it: it spends a token when a request starts
+  (before the server does), it refills at a rate that is a lower bound of the server's, and each answer is a
+  lower bound on its own (what the server had left, less every request it may have counted since), of which
+  it keeps the highest. Until the first answer it knows nothing, and the worker pool alone bounds the
+  requests: a bucket smaller than ``max_workers`` refuses the rest of that first round.
 - A 429 halves the number of requests allowed in flight (once per round: the answers of requests that
   started before the last halving do not halve again) and pauses every new start for the ``retry-after-ms``
   / ``Retry-After`` the server asked for (or its reset time). Each answer that is not an error raises the
@@ -93,7 +96,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 class Slot:
     """One attempt's permission to be on the wire; ``release`` it with the answer (or nothing) exactly once."""
 
-    __slots__ = ("_released", "abandoned", "epoch", "limiter", "seq", "started")
+    __slots__ = ("_released", "abandoned", "epoch", "limiter", "overlapping", "refused_later", "seq", "started")
 
     def __init__(
         self, limiter: RateLimiter, seq: int, epoch: int, started: float, abandoned: threading.Event | None
@@ -104,6 +107,11 @@ class Slot:
         self.started = started
         self.abandoned = abandoned
         self._released = False
+        # What the server may have counted after this attempt, besides the attempts started later: those in
+        # flight when it started (their answers may come first, yet they may have reached the server later);
+        # and how many attempts started later were refused with a 429, which spends no token.
+        self.overlapping: set[int] = set()
+        self.refused_later = 0
 
     def release(self, status: int | None = None, headers: Mapping[str, str] | None = None) -> None:
         """Hand the slot back; ``status`` and ``headers`` are the answer's, None when none came."""
@@ -168,6 +176,7 @@ class RateLimiter:
                     break
                 self._changed.wait(min(wait, POLL_SECONDS))
             slot = Slot(self, self._started, self._epoch, now, abandoned)
+            slot.overlapping.update(self._active)
             self._started += 1
             self._active[slot.seq] = slot
             if self._tokens is not None:
@@ -196,11 +205,10 @@ class RateLimiter:
         return wait if wait <= self.max_pause else 0.0
 
     def _refill(self, now: float) -> float | None:
-        if self._tokens is None:
-            return None
-        if self._rate:
+        """The model's level at ``now``, refilled since it was last looked at (None: unknown)."""
+        if self._tokens is not None and self._rate:
             self._tokens = min(self._capacity or math.inf, self._tokens + (now - self._stamp) * self._rate)
-        elif self._full_at is not None and now >= self._full_at:
+        elif self._tokens is not None and self._full_at is not None and now >= self._full_at:
             self._tokens = self._full_at = None
         self._stamp = now
         return self._tokens
@@ -211,58 +219,68 @@ class RateLimiter:
             now = self._clock()
             lowered = {name.lower(): value for name, value in headers.items()}
             if status == 429:
+                for other in self._active.values():
+                    other.overlapping.discard(slot.seq)
+                    other.refused_later += other.seq < slot.seq
                 self._refused(slot, now, lowered)
             else:
-                self._learn(slot, now, lowered)
+                level = self._learn(slot, now, lowered, spent=status is not None)
+                if level is not None:
+                    # Each answer bounds the bucket from below on its own (while nothing else spends it), so
+                    # the highest bound holds: one that came late, or counted more, does not drag it down.
+                    current = self._refill(now)
+                    self._tokens = level if current is None else max(current, level)
                 if status is not None and status < 400:
                     self._limit = min(self.ceiling or math.inf, self._limit + 1 / self._limit)
             self._changed.notify_all()
 
     def _unseen(self, slot: Slot) -> int:
-        """Requests the server may not have counted when it answered ``slot``: every one started after it, and
-        those started before it that are still in flight (they may have reached it later)."""
-        return (self._started - slot.seq - 1) + sum(1 for seq in self._active if seq < slot.seq)
+        """Requests the server may have counted after it answered ``slot``: every one started after it, and those
+        in flight when it started, but those refused with a 429."""
+        return self._started - slot.seq - 1 - slot.refused_later + len(slot.overlapping)
 
-    def _learn(self, slot: Slot, now: float, headers: Mapping[str, str]) -> None:
+    def _learn(self, slot: Slot, now: float, headers: Mapping[str, str], *, spent: bool) -> float | None:
+        """Learn the bucket's size and rate from an answer's headers (``spent``: the server took a token for it);
+        return the bucket's level now as this answer alone bounds it, None when it does not say."""
         capacity = _count(headers.get("x-ratelimit-limit-requests"))
         remaining = _count(headers.get("x-ratelimit-remaining-requests"))
         reset = parse_duration(headers.get("x-ratelimit-reset-requests"))
         if capacity is not None:
             self._capacity = float(capacity)
-        if capacity is not None and remaining is not None and reset and capacity - remaining >= 2:
-            # The bucket refills (capacity - its true level) in ``reset`` seconds, and its true level is below
-            # remaining + 1: this bound never exceeds the server's rate. The best bound seen is kept.
-            self._rate = max(self._rate or 0.0, (capacity - remaining - 1) / reset)
+        if capacity is not None and remaining is not None and reset:
+            # The bucket refills (capacity - its true level) in ``reset`` seconds. That level is below
+            # remaining + 1 and, right after spending a token, at most capacity - 1: so a bucket full but for
+            # this request tells the rate exactly (1 / reset), and no answer gives more than the server's.
+            level = min(remaining + 1, capacity - 1) if spent else remaining + 1
+            if capacity > level:
+                self._rate = max(self._rate or 0.0, (capacity - level) / reset)
         if remaining is None:
-            return
-        current = self._refill(now)
-        level = remaining - self._unseen(slot)
-        if current is None:
-            self._tokens = float(level)
-        else:
-            # The server counted at arrival, and has refilled since: without that credit every answer would
-            # drag the model below the truth by (latency x rate) tokens. The credit cannot make the model
-            # optimistic, since an answer only ever lowers it.
-            self._tokens = min(current, level + (self._rate or 0.0) * (now - slot.started))
-        self._stamp = now
+            return None
         if self._rate is None and reset is not None:
             self._full_at = now + reset
+        # What the server counted, less what it may have counted since. No credit for its refill since: it
+        # counted at some moment between the start and now, and crediting from the start (the first
+        # connections take a while to reach it) overran a bucket of 20 on the first burst.
+        return float(remaining - self._unseen(slot))
 
     def _refused(self, slot: Slot, now: float, headers: Mapping[str, str]) -> None:
         if slot.epoch == self._epoch:
             running = len(self._active) + 1
             self._limit = max(1.0, min(self._limit, running) / 2)
             self._epoch += 1
-        # A 429 despite the model: someone else spends this bucket too, or it is not the bucket the headers
-        # describe. Start over from what this answer says: empty, full again after its reset time.
+        # A 429 despite the model: the first answers had not come yet, or something else spends this bucket
+        # too. It says where the bucket is, not how fast it refills: the rate learned stays, and the level
+        # drops to what this answer allows (below one token when the server answered, less what it may have
+        # counted since).
+        level = self._learn(slot, now, headers, spent=False)
+        if level is None:
+            level = float(-self._unseen(slot))
+        current = self._refill(now)
+        self._tokens = level if current is None else min(current, level)
         reset = parse_duration(headers.get("x-ratelimit-reset-requests"))
         wait = retry_after(headers)
-        current = self._refill(now)
-        level = float(-self._unseen(slot))
-        self._tokens = level if current is None else min(current, level)
-        self._stamp = now
-        self._rate = None
-        self._full_at = now + (reset if reset is not None else wait or 0.0)
+        if self._rate is None:
+            self._full_at = now + (reset if reset is not None else wait or 0.0)
         if wait is None:
             wait = reset
         if wait is not None and wait <= self.max_pause:

@@ -75,7 +75,7 @@ def test_without_rate_headers_429s_alone_get_the_same_in_through(
     pauses and halvings still get every key through, where retrying 8 workers into the wall gives up."""
     keys = jobs(limited, 64)
     limited.rate_limit = 20
-    monkeypatch.setattr(RateLimiter, "_learn", lambda *args: None)
+    monkeypatch.setattr(RateLimiter, "_learn", lambda *args, **kwargs: None)
     db = apsw.Connection(":memory:")
     openai_vtab.register(db, api_key=limited.api_key, base_url=limited.base_url, max_retries=10)
     assert rows_of(db, keys) == 64
@@ -307,3 +307,41 @@ def test_the_fake_bucket_refills_at_its_rate() -> None:
 def test_the_fake_writes_durations_as_the_api_does(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text) == pytest.approx(math.ceil(seconds * 1000) / 1000)
+
+
+def test_a_bucket_smaller_than_max_workers_costs_only_the_first_round() -> None:
+    """5 requests a second, in a bucket of 5, and 8 workers: before any answer says how big the bucket is, the first
+    round of 8 goes out and 3 of it are refused. From the first answers on, requests go at the bucket's pace: no
+    more 429s, and no token of the limit left unspent while keys wait (a stall waiting for the reset time did)."""
+    with FakeOpenAI(rate_limit=5, latency=0.05) as api:
+        keys = jobs(api, 16)
+        db = apsw.Connection(":memory:")
+        registration = openai_vtab.register(db, api_key=api.api_key, base_url=api.base_url)
+        api.rate_limit = 5  # a full bucket, whatever adding the jobs took
+        assert rows_of(db, keys) == 16
+        assert api.rate_limited <= 8 - 5
+        # A stall waiting for the reset time left 7 tokens unspent; the margin is for a loaded machine's pauses.
+        assert api.unused_tokens < 3
+    # A 429 teaches where the bucket is, not how fast it refills: the rate learned stays, and it is the bucket's.
+    assert limiter_of(registration).rate == 5
+
+
+def test_the_first_rounds_answers_put_the_bucket_where_the_server_has_it() -> None:
+    """The answers of a first round of 8 against a bucket of 5, as the server sends them, the 429s first."""
+    now = [0.0]
+    limiter = RateLimiter(8, max_pause=30, clock=lambda: now[0])
+    slots = [limiter.acquire() for _ in range(8)]
+    bucket = {"x-ratelimit-limit-requests": "5"}
+    for slot in slots[5:]:
+        empty = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s", "retry-after-ms": "200"}
+        slot.release(429, {**bucket, **empty})
+    for left, slot in zip([4, 3, 2, 1, 0], slots[:5], strict=True):
+        slot.release(
+            200,
+            {**bucket, "x-ratelimit-remaining-requests": str(left), "x-ratelimit-reset-requests": f"{(5 - left) / 5}s"},
+        )
+    # Full but for one request, the bucket refills that one in 200 ms: 5 a second exactly, and the 429s kept it.
+    assert limiter.rate == 5
+    # Empty, as the server has it: the refused three spent nothing, and the first answer came after the server had
+    # counted every other request (not 7 below, as if each request in flight had yet to be counted).
+    assert limiter.tokens == 0

@@ -46,13 +46,27 @@ class TokenBucket:
         self._tokens = self.capacity
         self._stamp = clock()
         self._lock = threading.Lock()
+        self._unused = 0.0
+
+    @property
+    def unused(self) -> float:
+        """Tokens that came while the bucket was full, and so were lost: requests the limit allowed that were not
+        sent (a client that stalls below the limit wastes them)."""
+        with self._lock:
+            self._fill(self._clock())
+            return self._unused
+
+    def _fill(self, now: float) -> None:
+        tokens = self._tokens + (now - self._stamp) * self.rate
+        self._unused += max(0.0, tokens - self.capacity)
+        self._tokens = min(self.capacity, tokens)
+        self._stamp = now
 
     def take(self) -> tuple[bool, dict[str, str], float]:
         """Spend a token if there is one: (granted, the answer's headers, seconds until the next token)."""
         with self._lock:
             now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
+            self._fill(now)
             granted = self._tokens >= 1
             if granted:
                 self._tokens -= 1
@@ -79,6 +93,11 @@ class RateLimitMode:
     _record: Callable[[str, str, Mapping[str, str], bytes], Any]
     _bucket: TokenBucket | None = None
     rate_limited = 0
+
+    @property
+    def unused_tokens(self) -> float:
+        """Requests the rate limit allowed since it was set that nobody sent (the bucket was full): 0 without one."""
+        return 0.0 if self._bucket is None else self._bucket.unused
 
     @property
     def rate_limit(self) -> float | None:
