@@ -230,8 +230,12 @@ class TableWriter:
                 "for it: report this with the statement"
             )
             self._fail("UPDATE", ident, self._unchanged(ident), refused)
-        others = [name for name, old, new in zip(self.names, before, fields, strict=True) if old != new]
-        others = [name for name in others if name != "status"] + (["rowid"] if newrowid not in (None, rowid) else [])
+        differ = [name for name, old, new in zip(self.names, before, fields, strict=True) if old != new]
+        if not differ and newrowid in (None, rowid):
+            # Nothing to change (SET status = status, a CASE's ELSE, or a row an UPDATE ... FROM matched again
+            # after this statement changed it): sqlite3 sends nothing for it either, so no call and no change line.
+            return
+        others = [name for name in differ if name != "status"] + (["rowid"] if newrowid not in (None, rowid) else [])
         status = row.get("status")
         template = self.writes.status.get(status) if isinstance(status, str) and not others else None
         if template is None:
@@ -243,6 +247,8 @@ class TableWriter:
             )
             self._fail("UPDATE", ident, self._unchanged(ident), refused)
         self._call(rowid, row, "UPDATE", "POST", template, f"set to {status}", status)
+        # SQLite calls this once per match of an UPDATE ... FROM: the row now holds what this statement set.
+        self._matched[rowid] = fields
 
     def delete(self, rowid: int) -> None:
         """DELETE of one row, known by the rowid its scan gave: send the DELETE."""

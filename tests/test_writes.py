@@ -128,6 +128,34 @@ def test_with_the_guard_replaced_an_update_of_another_column_still_sends_nothing
     assert api.state.jobs[job]["status"] == "paused"
 
 
+def test_an_update_from_that_matches_a_job_twice_sends_one_call(api: FakeOpenAI) -> None:
+    # SQLite calls the table once per match of the join; a plain table changes the row once, so must the API.
+    db, lines = watched(api)
+    twice, once = api.add_job(status="running")["id"], api.add_job(status="running")["id"]
+    db.execute("CREATE TEMP TABLE t(id)")
+    db.executemany("INSERT INTO t VALUES (?)", [(twice,), (twice,), (once,)])
+    api.clear()
+    db.execute("UPDATE fine_tuning_jobs SET status = 'paused' FROM t WHERE t.id = fine_tuning_jobs.id")
+    assert sorted(writes(api)) == sorted(("POST", f"/v1/fine_tuning/jobs/{j}/pause") for j in (twice, once))
+    assert sorted(lines) == sorted(f"fine_tuning_jobs: {j} set to paused (status now paused)" for j in (twice, once))
+
+
+@pytest.mark.parametrize(
+    "set_status", ["status", "CASE WHEN status = 'paused' THEN 'running' ELSE status END"], ids=["same", "case-else"]
+)
+def test_a_row_whose_status_would_not_change_sends_nothing(api: FakeOpenAI, set_status: str) -> None:
+    db, lines = watched(api)
+    running = api.add_job(status="running")["id"]
+    paused = api.add_job(status="paused")["id"]
+    api.add_job(status="validating_files")
+    api.clear()
+    db.execute(f"UPDATE fine_tuning_jobs SET status = {set_status}")
+    resumed = [] if set_status == "status" else [paused]
+    assert writes(api) == [("POST", f"/v1/fine_tuning/jobs/{j}/resume") for j in resumed]
+    assert lines == [f"fine_tuning_jobs: {j} set to running (status now running)" for j in resumed]
+    assert api.state.jobs[running]["status"] == "running"
+
+
 def test_status_null_is_refused_as_null(api: FakeOpenAI, wdb: apsw.Connection) -> None:
     api.add_job(status="running")
     with pytest.raises(openai_vtab.WriteRefusedError, match=r"status cannot be set to NULL;"):
