@@ -490,6 +490,10 @@ class Client:
                 exc.message = f"{exc.message.rpartition('; ')[0] or exc.message}; {unknown_outcome}"
                 exc.args = (exc.message,)
             raise
+        except KeyboardInterrupt:
+            # Ctrl-C while the call was on the wire: the server may have done it, and the log must not look clean.
+            exchange.error = "interrupted while waiting for the answer: the call may have reached the server"
+            raise
         finally:
             exchange.seconds = time.monotonic() - start
             if self.cache is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -162,8 +163,16 @@ class TableWriter:
         self._kind = kind
         self._wrote = True
 
-    def end(self) -> None:
-        """The transaction ended (committed or rolled back: the API calls made stay made either way)."""
+    def end(self, *, rolled_back: bool = False) -> None:
+        """The transaction ended (committed or rolled back: the API calls made stay made either way).
+
+        A statement that changed objects and then stopped without a failure of its own (``Connection.interrupt()``,
+        Ctrl-C in the shell between two calls, an error in another part of the statement) rolls back before it
+        counts its changes: say what it did, since the exception cannot.
+        """
+        if rolled_back and self._changed and not self._over and self.registration.total_changes() == self._statement:
+            kind = self._kind or "write"
+            self._say(self._summary(kind, f"{kind} stopped before it finished", self._rest()))
         self.recording = False
         self._matched.clear()
         self._changed.clear()
@@ -205,6 +214,17 @@ class TableWriter:
                 admin=self.table.admin,
                 resend=False,
                 unknown_outcome=self._unknown_outcome(row),
+            )
+        except KeyboardInterrupt as interrupt:
+            # The id of what the create may have made is unknown: no earlier id may pass for the last one.
+            self.registration.last_insert_id = None
+            self._interrupted(
+                interrupt,
+                "INSERT",
+                f"row {self._inserted}",
+                f"may have created a {self.writes.noun}",
+                [],
+                self._create_check(row),
             )
         except OpenAIVTabError as error:
             self._fail("INSERT", f"row {self._inserted}", [f"row {self._inserted} and any after it"], error)
@@ -269,6 +289,9 @@ class TableWriter:
         path = encode_path(template, _texts(row))
         try:
             answer = self.registration.client.send(method, path, table=self.table.name, admin=self.table.admin)
+        except KeyboardInterrupt as interrupt:
+            rest = [other for other in self._rest() if other != ident]
+            self._interrupted(interrupt, statement, ident, f"may have been {done}", rest, self._check_query(row))
         except OpenAIVTabError as error:
             answer = self._done_by_earlier_attempt(error, row, path, target)
             if answer is None:
@@ -302,11 +325,9 @@ class TableWriter:
                     current = None
                 if isinstance(current, dict) and current.get("status") in {target, *_ON_ITS_WAY.get(target, ())}:
                     return current
-        keys = ", ".join(_sql_text(value) for value in _texts(row, self.table.keys).values())
-        check = f"SELECT * FROM {self.table.name}{f'({keys})' if keys else ''} WHERE id = {_sql_text(row.get('id'))}"
         error.message = (
             f"{error.message}; an earlier attempt of this call reached the server without a clear answer and may "
-            f"have worked: check with {check}"
+            f"have worked: check with {self._check_query(row)}"
         )
         error.args = (error.message,)
         return None
@@ -377,20 +398,62 @@ class TableWriter:
             f"(e.g. {name} = {example})"
         )
 
+    def _check_query(self, row: dict[str, Any]) -> str:
+        """The SELECT that shows an existing object's row as the API has it now."""
+        keys = ", ".join(_sql_text(value) for value in _texts(row, self.table.keys).values())
+        return f"SELECT * FROM {self.table.name}{f'({keys})' if keys else ''} WHERE id = {_sql_text(row.get('id'))}"
+
+    def _create_check(self, row: dict[str, Any]) -> str:
+        """The SELECT that finds an object a create may have made."""
+        return self.writes.check.format(**{k: str(v).replace("'", "''") for k, v in _texts(row).items()})
+
     def _unknown_outcome(self, row: dict[str, Any]) -> str:
-        check = self.writes.check.format(**{k: str(v).replace("'", "''") for k, v in _texts(row).items()})
         return (
             f"the {self.writes.noun} may have been created anyway, and it was not sent again (that could create "
-            f"it twice): check with {check} before you insert it again"
+            f"it twice): check with {self._create_check(row)} before you insert it again"
         )
+
+    def _rest(self) -> list[str]:
+        """The ids the statement matched and did not change; none when they are not certain (inside BEGIN)."""
+        if not self._certain:
+            return []
+        id_index = self.names.index("id")
+        return [str(row[id_index]) for rowid, row in self._matched.items() if rowid not in self._changed]
 
     def _unchanged(self, failed: str) -> list[str]:
         """The ids matched but not changed, the one that failed first; only it when the others are not certain."""
-        if not self._certain:
-            return [failed]
-        id_index = self.names.index("id")
-        rest = [str(row[id_index]) for rowid, row in self._matched.items() if rowid not in self._changed]
-        return [failed, *(ident for ident in rest if ident != failed)]
+        return [failed, *(ident for ident in self._rest() if ident != failed)]
+
+    def _interrupted(
+        self, interrupt: KeyboardInterrupt, statement: str, at: str, maybe: str, unchanged: list[str], check: str
+    ) -> NoReturn:
+        """Ctrl-C while the call for ``at`` was on the wire: say that it may have worked and what the statement
+        did (on the change hook, and as a note on the interrupt), then let the interrupt go on as it is."""
+        self._over = True
+        self._say(
+            f"{self.table.name}: {at} {maybe}: interrupted while waiting for the API's answer, and the call may "
+            f"have reached the server: check with {check}"
+        )
+        summary = self._summary(statement, f"{statement} interrupted at {at}", unchanged, unknown=at)
+        self._say(summary)
+        if sys.version_info >= (3, 11):
+            interrupt.add_note(summary)
+        raise interrupt
+
+    def _summary(self, statement: str, what: str, unchanged: list[str], unknown: str = "") -> str:
+        """One line of what a statement that stopped half-way did: SQLite cannot undo the API calls it made."""
+        verb = "created" if statement == "INSERT" else "changed"
+        changed = list(self._changed.values())
+        if statement == "INSERT":
+            rest = "any rows after it" if unknown else "any rows after them"
+        else:
+            rest = _ids(unchanged) + ("" if self._certain else " and any rows the statement matched after it")
+        return (
+            f"{self.table.name}: {what} after {len(changed)} {self.writes.noun}(s) were {verb}, and nothing was "
+            f"rolled back (SQLite cannot undo API calls): {verb}: {_ids(changed)}; "
+            + (f"may have been {verb}: {unknown}; " if unknown else "")
+            + f"not {verb}: {rest}"
+        )
 
     def _fail(self, statement: str, at: str, unchanged: list[str], error: OpenAIVTabError) -> NoReturn:
         """Raise the error of a failed row: itself when nothing was changed yet, else one naming both lists.
@@ -415,7 +478,9 @@ class TableWriter:
 
     def _report(self, what: str, answer: Any) -> None:
         status = answer.get("status") if isinstance(answer, dict) else None
-        line = f"{self.table.name}: {what}" + (f" (status now {status})" if isinstance(status, str) else "")
+        self._say(f"{self.table.name}: {what}" + (f" (status now {status})" if isinstance(status, str) else ""))
+
+    def _say(self, line: str) -> None:
         for hook in self.registration.on_change:
             hook(line)
 

@@ -6,8 +6,13 @@ Each test states the SQL and the requests it expects the fake to have received.
 from __future__ import annotations
 
 import re
+import signal
 import socket
-from collections.abc import Callable
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import apsw
 import pytest
@@ -623,3 +628,104 @@ def test_each_changed_object_is_reported_once(api: FakeOpenAI, connect: Connect)
     jobs = [api.add_job(status="running")["id"] for _ in range(2)]
     db.execute("UPDATE fine_tuning_jobs SET status = 'paused'")
     assert sorted(lines) == sorted(f"fine_tuning_jobs: {j} set to paused (status now paused)" for j in jobs)
+
+
+# -- interrupted ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def interrupted_at_post(
+    api: FakeOpenAI, number: int, interrupt: Callable[[], None], match: str = "/pause"
+) -> Iterator[None]:
+    """Call ``interrupt`` while the ``number``-th POST (to a path with ``match``, and no GET goes there) waits for
+    its answer: the fake holds it for a second."""
+    api.clear()
+    api.inject("hang", match=match, skip=number - 1, seconds=1.0)
+
+    def when_sent() -> None:
+        while sum(r.method == "POST" for r in api.requests) < number:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        interrupt()
+
+    watcher = threading.Thread(target=when_sent)
+    watcher.start()
+    try:
+        yield
+    finally:
+        watcher.join()
+        time.sleep(1.0)  # let the held answer go out before the fake stops
+
+
+def ctrl_c() -> None:
+    """What Ctrl-C does: SIGINT to the main thread, whose blocking read then raises KeyboardInterrupt."""
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+
+def posted(api: FakeOpenAI) -> list[str]:
+    """The job ids the POSTs were for, in the order they were sent."""
+    return [path.split("/")[-2] for method, path in writes(api) if method == "POST"]
+
+
+def test_ctrl_c_during_an_update_says_what_may_have_worked_and_what_changed(api: FakeOpenAI) -> None:
+    db, lines = watched(api)
+    jobs = {api.add_job(status="running")["id"] for _ in range(3)}
+    with interrupted_at_post(api, 2, ctrl_c), pytest.raises(KeyboardInterrupt) as caught:
+        db.execute("UPDATE fine_tuning_jobs SET status = 'paused'")
+    first, second = posted(api)
+    (third,) = jobs - {first, second}
+    summary = (
+        f"fine_tuning_jobs: UPDATE interrupted at {second} after 1 fine-tuning job(s) were changed, and nothing "
+        f"was rolled back (SQLite cannot undo API calls): changed: {first}; may have been changed: {second}; not "
+        f"changed: {third}"
+    )
+    assert lines == [
+        f"fine_tuning_jobs: {first} set to paused (status now paused)",
+        f"fine_tuning_jobs: {second} may have been set to paused: interrupted while waiting for the API's answer, "
+        f"and the call may have reached the server: check with SELECT * FROM fine_tuning_jobs WHERE id = '{second}'",
+        summary,
+    ]
+    if sys.version_info >= (3, 11):
+        assert caught.value.__notes__ == [summary]
+    assert db.execute("SELECT path, status, error FROM openai_requests WHERE method = 'POST'").fetchall() == [
+        (f"/fine_tuning/jobs/{first}/pause", 200, None),
+        (
+            f"/fine_tuning/jobs/{second}/pause",
+            None,
+            "interrupted while waiting for the answer: the call may have reached the server",
+        ),
+    ]
+
+
+def test_ctrl_c_during_an_insert_leaves_no_stale_last_insert_id(api: FakeOpenAI) -> None:
+    db, lines = watched(api)
+    file = api.add_file("train.jsonl")["id"]
+    db.execute("CREATE TEMP TABLE plan(seed); INSERT INTO plan VALUES (1), (2), (3)")
+    with interrupted_at_post(api, 2, ctrl_c, "/fine_tuning/jobs"), pytest.raises(KeyboardInterrupt):
+        db.execute("INSERT INTO fine_tuning_jobs(model, training_file, seed) SELECT 'm', ?, seed FROM plan", (file,))
+    created = lines[0].removeprefix("fine_tuning_jobs: created ").split()[0]
+    assert lines[1].startswith("fine_tuning_jobs: row 2 may have created a fine-tuning job: interrupted while")
+    assert lines[2] == (
+        "fine_tuning_jobs: INSERT interrupted at row 2 after 1 fine-tuning job(s) were created, and nothing was "
+        f"rolled back (SQLite cannot undo API calls): created: {created}; may have been created: row 2; not "
+        "created: any rows after it"
+    )
+    assert len(lines) == 3
+    # The id of the job row 2 may have created is unknown: the one before it is not the last one created.
+    assert db.execute("SELECT openai_last_insert_id()").fetchall() == [(None,)]
+
+
+def test_connection_interrupt_during_an_update_sums_up_what_it_changed(api: FakeOpenAI) -> None:
+    db, lines = watched(api)
+    jobs = {api.add_job(status="running")["id"] for _ in range(3)}
+    # SQLite notices the interrupt after the call on the wire returns, and stops before the next row.
+    with interrupted_at_post(api, 2, db.interrupt), pytest.raises(apsw.InterruptError):
+        db.execute("UPDATE fine_tuning_jobs SET status = 'paused'")
+    first, second = posted(api)
+    (third,) = jobs - {first, second}
+    assert lines == [
+        f"fine_tuning_jobs: {first} set to paused (status now paused)",
+        f"fine_tuning_jobs: {second} set to paused (status now paused)",
+        f"fine_tuning_jobs: UPDATE stopped before it finished after 2 fine-tuning job(s) were changed, and nothing "
+        f"was rolled back (SQLite cannot undo API calls): changed: {first}, {second}; not changed: {third}",
+    ]
