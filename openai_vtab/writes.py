@@ -11,7 +11,9 @@ them, one API call per row, and refuses everything else:
 * ``TableWriter`` turns SQLite's per-row calls into API calls. SQLite finds every row an UPDATE or DELETE
   matches before it changes the first, and asks each one's rowid: the writer records those rows, so when the
   call for one row fails it can say which ids were changed and which were not. SQLite cannot undo an API call,
-  so nothing claims a rollback: a ``PartialWriteError`` names both lists.
+  so nothing claims a rollback: a ``PartialWriteError`` names both lists. A row whose values would not change
+  sends nothing. A statement stopped by Ctrl-C or ``Connection.interrupt()`` keeps its exception and says on the
+  change hook what it did, and which call may have worked without an answer.
 * A create (POST) is never sent twice unless the connection was never made (``Client.send``), and an error that
   leaves its outcome unknown says how to check.
 """
