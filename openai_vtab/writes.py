@@ -337,7 +337,8 @@ class TableWriter:
     def _create_body(self, row: dict[str, Any]) -> dict[str, Any]:
         """The create's JSON body from the columns the INSERT gave, checked before anything is sent."""
         writes = self.writes
-        takes = ", ".join(writes.create_columns)
+        # The keys (checkpoint_permissions' fine_tuned_model_checkpoint) go into the path, but are columns given too.
+        takes = ", ".join(dict.fromkeys([*self.table.keys, *writes.create_columns]))
         given = {name for name, value in row.items() if value is not None}
         extra = sorted(given - set(writes.create_columns) - set(self.table.keys))
         missing = [name for name in writes.required if name not in given]

@@ -286,6 +286,18 @@ def test_a_wrong_insert_is_refused_before_anything_is_sent(
     assert api.requests == []
 
 
+def test_a_checkpoint_permissions_insert_refusal_names_every_column_it_takes(
+    api: FakeOpenAI, wdb: apsw.Connection
+) -> None:
+    # fine_tuned_model_checkpoint goes into the path, not the body, but it is a column the INSERT takes.
+    with pytest.raises(
+        openai_vtab.WriteRefusedError,
+        match=r"project_id must be given; an INSERT takes fine_tuned_model_checkpoint, project_id \(required: ",
+    ):
+        wdb.execute("INSERT INTO checkpoint_permissions(fine_tuned_model_checkpoint) VALUES ('ft:x')")
+    assert api.requests == []
+
+
 # -- safety: creates are never sent twice, partial failures say what happened ------------------------------
 
 
