@@ -174,7 +174,8 @@ class TableWriter:
         """
         if rolled_back and self._changed and not self._over and self.registration.total_changes() == self._statement:
             kind = self._kind or "write"
-            self._say(self._summary(kind, f"{kind} stopped before it finished", self._rest()))
+            rest = ["any rows after them"] if kind == "INSERT" else self._rest()
+            self._say(self._summary(kind, f"{kind} stopped before it finished", rest))
         self.recording = False
         self._matched.clear()
         self._changed.clear()
@@ -225,11 +226,14 @@ class TableWriter:
                 "INSERT",
                 f"row {self._inserted}",
                 f"may have created a {self.writes.noun}",
-                [],
+                ["any rows after it"],
                 self._create_check(row),
             )
         except OpenAIVTabError as error:
-            self._fail("INSERT", f"row {self._inserted}", [f"row {self._inserted} and any after it"], error)
+            at = f"row {self._inserted}"
+            if isinstance(error, APIError) and error.outcome_unknown:
+                self._fail("INSERT", at, ["any rows after it"], error, unknown=[at])
+            self._fail("INSERT", at, [f"{at} and any after it"], error)
         created = items_at(answer, self.writes.created) if self.writes.created else [answer]
         ids = [item.get("id") for item in created or [] if isinstance(item, dict)]
         new_id = str(ids[-1]) if ids and ids[-1] is not None else ""
@@ -297,6 +301,9 @@ class TableWriter:
         except OpenAIVTabError as error:
             answer = self._done_by_earlier_attempt(error, row, path, target)
             if answer is None:
+                # When an earlier attempt reached the server, the row may have changed: it is neither list's.
+                if isinstance(error, APIError) and error.earlier_attempt_reached:
+                    self._fail(statement, ident, self._unchanged(ident)[1:], error, unknown=[ident])
                 self._fail(statement, ident, self._unchanged(ident), error)
             done += " by an earlier attempt of this call, whose answer was lost"
         self._changed[rowid] = ident
@@ -437,29 +444,42 @@ class TableWriter:
             f"{self.table.name}: {at} {maybe}: interrupted while waiting for the API's answer, and the call may "
             f"have reached the server: check with {check}"
         )
-        summary = self._summary(statement, f"{statement} interrupted at {at}", unchanged, unknown=at)
+        summary = self._summary(statement, f"{statement} interrupted at {at}", unchanged, [at])
         self._say(summary)
         if sys.version_info >= (3, 11):
             interrupt.add_note(summary)
         raise interrupt
 
-    def _summary(self, statement: str, what: str, unchanged: list[str], unknown: str = "") -> str:
-        """One line of what a statement that stopped half-way did: SQLite cannot undo the API calls it made."""
+    def _summary(self, statement: str, what: str, unchanged: list[str], unknown: list[str] | None = None) -> str:
+        """One line of what a statement that stopped half-way did: SQLite cannot undo the API calls it made.
+
+        ``unknown`` are the rows whose call may have worked without an answer that says so."""
         verb = "created" if statement == "INSERT" else "changed"
         changed = list(self._changed.values())
-        if statement == "INSERT":
-            rest = "any rows after it" if unknown else "any rows after them"
-        else:
-            rest = _ids(unchanged) + ("" if self._certain else " and any rows the statement matched after it")
+        rest = _ids(unchanged) if unchanged or self._certain or statement == "INSERT" else ""
+        if not self._certain and statement != "INSERT":
+            # Inside BEGIN ... COMMIT the statement's other rows cannot be told from rows read before it: say so.
+            rest = (
+                f"{rest} and any rows the statement matched after it"
+                if rest
+                else "any rows the statement matched after it"
+            )
         return (
             f"{self.table.name}: {what} after {len(changed)} {self.writes.noun}(s) were {verb}, and nothing was "
             f"rolled back (SQLite cannot undo API calls): {verb}: {_ids(changed)}; "
-            + (f"may have been {verb}: {unknown}; " if unknown else "")
+            + (f"may have been {verb}: {_ids(unknown)}; " if unknown else "")
             + f"not {verb}: {rest}"
         )
 
-    def _fail(self, statement: str, at: str, unchanged: list[str], error: OpenAIVTabError) -> NoReturn:
-        """Raise the error of a failed row: itself when nothing was changed yet, else one naming both lists.
+    def _fail(
+        self,
+        statement: str,
+        at: str,
+        unchanged: list[str],
+        error: OpenAIVTabError,
+        unknown: list[str] | None = None,
+    ) -> NoReturn:
+        """Raise the error of a failed row: itself when nothing was changed yet, else one naming the lists.
 
         The failure ends the statement (SQLite aborts it), so the next write call starts a new one.
         """
@@ -467,15 +487,11 @@ class TableWriter:
         changed = list(self._changed.values())
         if not changed:
             raise error
-        verb = "created" if statement == "INSERT" else "changed"
-        # Inside BEGIN ... COMMIT the statement's other rows cannot be told from rows read before it: say so.
-        after = "" if statement == "INSERT" or self._certain else " and any rows the statement matched after it"
         raise PartialWriteError(
-            f"{self.table.name}: {statement} failed at {at} after {len(changed)} {self.writes.noun}(s) were "
-            f"{verb}. SQLite cannot undo API calls, so nothing was rolled back: {verb}: {_ids(changed)}; not "
-            f"{verb}: {_ids(unchanged)}{after}. The failure: {error}",
+            self._summary(statement, f"{statement} failed at {at}", unchanged, unknown) + f". The failure: {error}",
             changed=changed,
             unchanged=unchanged,
+            unknown=unknown or [],
             error=error,
         ) from error
 

@@ -537,6 +537,41 @@ def test_an_insert_select_that_fails_half_way_names_the_jobs_created(api: FakeOp
     assert len(writes(api)) == 2
 
 
+def test_a_row_whose_call_may_have_worked_is_listed_as_unknown_not_as_unchanged(
+    api: FakeOpenAI, wdb: apsw.Connection
+) -> None:
+    # Jobs are listed newest first: the running one is cancelled, then the succeeded one's cancel gets a 502 and
+    # its retry a 400, with the job read back unchanged: whether the 502 attempt did anything is unknown.
+    older = api.add_job(status="running")["id"]
+    unknown = api.add_job(status="succeeded")["id"]
+    newer = api.add_job(status="running")["id"]
+    api.fail(502, match=f"/{unknown}/cancel")
+    with pytest.raises(openai_vtab.PartialWriteError) as caught:
+        wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled'")
+    assert (caught.value.changed, caught.value.unknown, caught.value.unchanged) == ([newer], [unknown], [older])
+    assert f"changed: {newer}; may have been changed: {unknown}; not changed: {older}." in str(caught.value)
+
+
+def test_a_create_whose_outcome_is_unknown_is_listed_as_unknown_not_as_not_created(
+    api: FakeOpenAI, wdb: apsw.Connection
+) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    wdb.execute("CREATE TEMP TABLE my_plan(n); INSERT INTO my_plan VALUES (1), (2), (3)")
+    api.clear()
+    api.fail(500, match="/fine_tuning/jobs", skip=1)
+    with pytest.raises(openai_vtab.PartialWriteError) as caught:
+        wdb.execute(
+            "INSERT INTO fine_tuning_jobs(model, training_file) SELECT 'm', ? FROM my_plan ORDER BY n", (train,)
+        )
+    assert (caught.value.changed, caught.value.unknown, caught.value.unchanged) == (
+        list(api.state.jobs),
+        ["row 2"],
+        ["any rows after it"],
+    )
+    assert "may have been created: row 2; not created: any rows after it." in str(caught.value)
+    assert len(writes(api)) == 2
+
+
 # -- triggers and views ------------------------------------------------------------------------------------
 
 
