@@ -487,8 +487,13 @@ class Client:
             unknown = exchange.status is None and not exchange.never_arrived
             if not resend and unknown_outcome and (unknown or exchange.status in (408, *range(500, 600))):
                 # In place of the usual "try again" advice, which could create the object twice.
+                exc.outcome_unknown = True
                 exc.message = f"{exc.message.rpartition('; ')[0] or exc.message}; {unknown_outcome}"
                 exc.args = (exc.message,)
+            raise
+        except KeyboardInterrupt:
+            # Ctrl-C while the call was on the wire: the server may have done it, and the log must not look clean.
+            exchange.error = "interrupted while waiting for the answer: the call may have reached the server"
             raise
         finally:
             exchange.seconds = time.monotonic() - start

@@ -111,13 +111,24 @@ class PartialWriteError(OpenAIVTabError):
 
     ``changed`` are the ids changed (or created) before the failure, ``unchanged`` those the statement matched
     but did not change (the failing one first; inside BEGIN ... COMMIT only the failing one, since the others
-    cannot be told for certain from rows read earlier), ``error`` the failure itself (also ``__cause__``).
+    cannot be told for certain from rows read earlier), ``unknown`` the failing one instead when its call may
+    have worked (an attempt reached the server without a clear answer), ``error`` the failure itself (also
+    ``__cause__``).
     """
 
-    def __init__(self, message: str, *, changed: list[str], unchanged: list[str], error: BaseException) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        changed: list[str],
+        unchanged: list[str],
+        error: BaseException,
+        unknown: list[str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.changed = changed
         self.unchanged = unchanged
+        self.unknown = unknown or []
         self.error = error
 
 
@@ -127,6 +138,8 @@ class APIError(OpenAIVTabError):
     ``path`` is the request path (no host, no key); ``table`` the SQL table that asked, when known.
     ``earlier_attempt_reached`` is true when an earlier attempt of the same write reached the server and got no
     clear answer (a 5xx, a 408, a broken connection): that attempt may have done what this one failed to do.
+    ``outcome_unknown`` is true when a create, which is never sent again, reached the server without a clear
+    answer: the object may exist, and the message says how to check.
     """
 
     def __init__(self, message: str, *, path: str | None = None, table: str | None = None) -> None:
@@ -135,6 +148,7 @@ class APIError(OpenAIVTabError):
         self.path = path
         self.table = table
         self.earlier_attempt_reached = False
+        self.outcome_unknown = False
 
 
 class APIConnectionError(APIError):

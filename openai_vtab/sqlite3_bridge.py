@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import apsw
 import apsw.ext
 
-from .errors import one_line
+from .errors import WriteRefusedError, one_line
 from .tables import TABLES
 
 __all__ = ["IDENTIFIER", "LoaderError", "failure", "identifier", "loader", "rows_begin", "rows_end"]
@@ -54,14 +54,13 @@ def loader(db: apsw.Connection, database: str, program: Sequence[str], specs: Se
             info = apsw.ext.query_info(db, query)
         except apsw.Error as error:
             raise LoaderError(f"--sqlite3-loader: the query for {name} fails: {one_line(error)}") from None
+        except WriteRefusedError:
+            # A write to an OpenAI table, refused as it was prepared: its advice (--allow-writes) does not apply here.
+            raise LoaderError(_not_a_read(name, query)) from None
         if not query.strip() or (info.query_remaining or "").strip():
             raise LoaderError(f"--sqlite3-loader: {name}= needs exactly one SELECT statement, not {query!r}")
         if not info.is_readonly:
-            raise LoaderError(
-                f"--sqlite3-loader: {name}= must be a query that only reads (SELECT ...), not {query!r}: the loader "
-                "loads query results into sqlite3. Make changes in the openai-vtab shell with --allow-writes, or "
-                "from Python with register(db, allow_writes=True)"
-            )
+            raise LoaderError(_not_a_read(name, query))
         columns = _unique([(n, t or "") for n, t in info.description])
         definition = ", ".join(f"{identifier(column)} {kind}".rstrip() for column, kind in columns)
         pipe = _dot_argument("|" + shlex.join([*program, "--sqlite3-rows", name, database, query]))
@@ -71,6 +70,14 @@ def loader(db: apsw.Connection, database: str, program: Sequence[str], specs: Se
             f".read {pipe}",
         ]
     return "\n".join(out) + "\n"
+
+
+def _not_a_read(name: str, query: str) -> str:
+    return (
+        f"--sqlite3-loader: {name}= must be a query that only reads (SELECT ...), not {query!r}: the loader "
+        "loads query results into sqlite3. Make changes in the openai-vtab shell with --allow-writes, or "
+        "from Python with register(db, allow_writes=True)"
+    )
 
 
 def _whole_table(name: str) -> str:

@@ -330,7 +330,7 @@ class VirtualTable:
     def Rollback(self) -> None:  # noqa: N802
         """The write transaction failed; the API calls already made stay made (SQLite cannot undo them)."""
         if self.writer is not None:
-            self.writer.end()
+            self.writer.end(rolled_back=True)
 
     def _writer(self) -> TableWriter:
         # WriteGuard is only the connection's authorizer, which the user may replace after register(): so writes

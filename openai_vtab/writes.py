@@ -11,7 +11,9 @@ them, one API call per row, and refuses everything else:
 * ``TableWriter`` turns SQLite's per-row calls into API calls. SQLite finds every row an UPDATE or DELETE
   matches before it changes the first, and asks each one's rowid: the writer records those rows, so when the
   call for one row fails it can say which ids were changed and which were not. SQLite cannot undo an API call,
-  so nothing claims a rollback: a ``PartialWriteError`` names both lists.
+  so nothing claims a rollback: a ``PartialWriteError`` names both lists. A row whose values would not change
+  sends nothing. A statement stopped by Ctrl-C or ``Connection.interrupt()`` keeps its exception and says on the
+  change hook what it did, and which call may have worked without an answer.
 * A create (POST) is never sent twice unless the connection was never made (``Client.send``), and an error that
   leaves its outcome unknown says how to check.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -162,8 +165,17 @@ class TableWriter:
         self._kind = kind
         self._wrote = True
 
-    def end(self) -> None:
-        """The transaction ended (committed or rolled back: the API calls made stay made either way)."""
+    def end(self, *, rolled_back: bool = False) -> None:
+        """The transaction ended (committed or rolled back: the API calls made stay made either way).
+
+        A statement that changed objects and then stopped without a failure of its own (``Connection.interrupt()``,
+        Ctrl-C in the shell between two calls, an error in another part of the statement) rolls back before it
+        counts its changes: say what it did, since the exception cannot.
+        """
+        if rolled_back and self._changed and not self._over and self.registration.total_changes() == self._statement:
+            kind = self._kind or "write"
+            rest = ["any rows after them"] if kind == "INSERT" else self._rest()
+            self._say(self._summary(kind, f"{kind} stopped before it finished", rest))
         self.recording = False
         self._matched.clear()
         self._changed.clear()
@@ -206,8 +218,22 @@ class TableWriter:
                 resend=False,
                 unknown_outcome=self._unknown_outcome(row),
             )
+        except KeyboardInterrupt as interrupt:
+            # The id of what the create may have made is unknown: no earlier id may pass for the last one.
+            self.registration.last_insert_id = None
+            self._interrupted(
+                interrupt,
+                "INSERT",
+                f"row {self._inserted}",
+                f"may have created a {self.writes.noun}",
+                ["any rows after it"],
+                self._create_check(row),
+            )
         except OpenAIVTabError as error:
-            self._fail("INSERT", f"row {self._inserted}", [f"row {self._inserted} and any after it"], error)
+            at = f"row {self._inserted}"
+            if isinstance(error, APIError) and error.outcome_unknown:
+                self._fail("INSERT", at, ["any rows after it"], error, unknown=[at])
+            self._fail("INSERT", at, [f"{at} and any after it"], error)
         created = items_at(answer, self.writes.created) if self.writes.created else [answer]
         ids = [item.get("id") for item in created or [] if isinstance(item, dict)]
         new_id = str(ids[-1]) if ids and ids[-1] is not None else ""
@@ -230,8 +256,12 @@ class TableWriter:
                 "for it: report this with the statement"
             )
             self._fail("UPDATE", ident, self._unchanged(ident), refused)
-        others = [name for name, old, new in zip(self.names, before, fields, strict=True) if old != new]
-        others = [name for name in others if name != "status"] + (["rowid"] if newrowid not in (None, rowid) else [])
+        differ = [name for name, old, new in zip(self.names, before, fields, strict=True) if old != new]
+        if not differ and newrowid in (None, rowid):
+            # Nothing to change (SET status = status, a CASE's ELSE, or a row an UPDATE ... FROM matched again
+            # after this statement changed it): sqlite3 sends nothing for it either, so no call and no change line.
+            return
+        others = [name for name in differ if name != "status"] + (["rowid"] if newrowid not in (None, rowid) else [])
         status = row.get("status")
         template = self.writes.status.get(status) if isinstance(status, str) and not others else None
         if template is None:
@@ -243,6 +273,8 @@ class TableWriter:
             )
             self._fail("UPDATE", ident, self._unchanged(ident), refused)
         self._call(rowid, row, "UPDATE", "POST", template, f"set to {status}", status)
+        # SQLite calls this once per match of an UPDATE ... FROM: the row now holds what this statement set.
+        self._matched[rowid] = fields
 
     def delete(self, rowid: int) -> None:
         """DELETE of one row, known by the rowid its scan gave: send the DELETE."""
@@ -263,9 +295,15 @@ class TableWriter:
         path = encode_path(template, _texts(row))
         try:
             answer = self.registration.client.send(method, path, table=self.table.name, admin=self.table.admin)
+        except KeyboardInterrupt as interrupt:
+            rest = [other for other in self._rest() if other != ident]
+            self._interrupted(interrupt, statement, ident, f"may have been {done}", rest, self._check_query(row))
         except OpenAIVTabError as error:
             answer = self._done_by_earlier_attempt(error, row, path, target)
             if answer is None:
+                # When an earlier attempt reached the server, the row may have changed: it is neither list's.
+                if isinstance(error, APIError) and error.earlier_attempt_reached:
+                    self._fail(statement, ident, self._unchanged(ident)[1:], error, unknown=[ident])
                 self._fail(statement, ident, self._unchanged(ident), error)
             done += " by an earlier attempt of this call, whose answer was lost"
         self._changed[rowid] = ident
@@ -296,11 +334,9 @@ class TableWriter:
                     current = None
                 if isinstance(current, dict) and current.get("status") in {target, *_ON_ITS_WAY.get(target, ())}:
                     return current
-        keys = ", ".join(_sql_text(value) for value in _texts(row, self.table.keys).values())
-        check = f"SELECT * FROM {self.table.name}{f'({keys})' if keys else ''} WHERE id = {_sql_text(row.get('id'))}"
         error.message = (
             f"{error.message}; an earlier attempt of this call reached the server without a clear answer and may "
-            f"have worked: check with {check}"
+            f"have worked: check with {self._check_query(row)}"
         )
         error.args = (error.message,)
         return None
@@ -308,7 +344,8 @@ class TableWriter:
     def _create_body(self, row: dict[str, Any]) -> dict[str, Any]:
         """The create's JSON body from the columns the INSERT gave, checked before anything is sent."""
         writes = self.writes
-        takes = ", ".join(writes.create_columns)
+        # The keys (checkpoint_permissions' fine_tuned_model_checkpoint) go into the path, but are columns given too.
+        takes = ", ".join(dict.fromkeys([*self.table.keys, *writes.create_columns]))
         given = {name for name, value in row.items() if value is not None}
         extra = sorted(given - set(writes.create_columns) - set(self.table.keys))
         missing = [name for name in writes.required if name not in given]
@@ -371,23 +408,78 @@ class TableWriter:
             f"(e.g. {name} = {example})"
         )
 
+    def _check_query(self, row: dict[str, Any]) -> str:
+        """The SELECT that shows an existing object's row as the API has it now."""
+        keys = ", ".join(_sql_text(value) for value in _texts(row, self.table.keys).values())
+        return f"SELECT * FROM {self.table.name}{f'({keys})' if keys else ''} WHERE id = {_sql_text(row.get('id'))}"
+
+    def _create_check(self, row: dict[str, Any]) -> str:
+        """The SELECT that finds an object a create may have made."""
+        return self.writes.check.format(**{k: str(v).replace("'", "''") for k, v in _texts(row).items()})
+
     def _unknown_outcome(self, row: dict[str, Any]) -> str:
-        check = self.writes.check.format(**{k: str(v).replace("'", "''") for k, v in _texts(row).items()})
         return (
             f"the {self.writes.noun} may have been created anyway, and it was not sent again (that could create "
-            f"it twice): check with {check} before you insert it again"
+            f"it twice): check with {self._create_check(row)} before you insert it again"
         )
+
+    def _rest(self) -> list[str]:
+        """The ids the statement matched and did not change; none when they are not certain (inside BEGIN)."""
+        if not self._certain:
+            return []
+        id_index = self.names.index("id")
+        return [str(row[id_index]) for rowid, row in self._matched.items() if rowid not in self._changed]
 
     def _unchanged(self, failed: str) -> list[str]:
         """The ids matched but not changed, the one that failed first; only it when the others are not certain."""
-        if not self._certain:
-            return [failed]
-        id_index = self.names.index("id")
-        rest = [str(row[id_index]) for rowid, row in self._matched.items() if rowid not in self._changed]
-        return [failed, *(ident for ident in rest if ident != failed)]
+        return [failed, *(ident for ident in self._rest() if ident != failed)]
 
-    def _fail(self, statement: str, at: str, unchanged: list[str], error: OpenAIVTabError) -> NoReturn:
-        """Raise the error of a failed row: itself when nothing was changed yet, else one naming both lists.
+    def _interrupted(
+        self, interrupt: KeyboardInterrupt, statement: str, at: str, maybe: str, unchanged: list[str], check: str
+    ) -> NoReturn:
+        """Ctrl-C while the call for ``at`` was on the wire: say that it may have worked and what the statement
+        did (on the change hook, and as a note on the interrupt), then let the interrupt go on as it is."""
+        self._over = True
+        self._say(
+            f"{self.table.name}: {at} {maybe}: interrupted while waiting for the API's answer, and the call may "
+            f"have reached the server: check with {check}"
+        )
+        summary = self._summary(statement, f"{statement} interrupted at {at}", unchanged, [at])
+        self._say(summary)
+        if sys.version_info >= (3, 11):
+            interrupt.add_note(summary)
+        raise interrupt
+
+    def _summary(self, statement: str, what: str, unchanged: list[str], unknown: list[str] | None = None) -> str:
+        """One line of what a statement that stopped half-way did: SQLite cannot undo the API calls it made.
+
+        ``unknown`` are the rows whose call may have worked without an answer that says so."""
+        verb = "created" if statement == "INSERT" else "changed"
+        changed = list(self._changed.values())
+        rest = _ids(unchanged) if unchanged or self._certain or statement == "INSERT" else ""
+        if not self._certain and statement != "INSERT":
+            # Inside BEGIN ... COMMIT the statement's other rows cannot be told from rows read before it: say so.
+            rest = (
+                f"{rest} and any rows the statement matched after it"
+                if rest
+                else "any rows the statement matched after it"
+            )
+        return (
+            f"{self.table.name}: {what} after {len(changed)} {self.writes.noun}(s) were {verb}, and nothing was "
+            f"rolled back (SQLite cannot undo API calls): {verb}: {_ids(changed)}; "
+            + (f"may have been {verb}: {_ids(unknown)}; " if unknown else "")
+            + f"not {verb}: {rest}"
+        )
+
+    def _fail(
+        self,
+        statement: str,
+        at: str,
+        unchanged: list[str],
+        error: OpenAIVTabError,
+        unknown: list[str] | None = None,
+    ) -> NoReturn:
+        """Raise the error of a failed row: itself when nothing was changed yet, else one naming the lists.
 
         The failure ends the statement (SQLite aborts it), so the next write call starts a new one.
         """
@@ -395,21 +487,19 @@ class TableWriter:
         changed = list(self._changed.values())
         if not changed:
             raise error
-        verb = "created" if statement == "INSERT" else "changed"
-        # Inside BEGIN ... COMMIT the statement's other rows cannot be told from rows read before it: say so.
-        after = "" if statement == "INSERT" or self._certain else " and any rows the statement matched after it"
         raise PartialWriteError(
-            f"{self.table.name}: {statement} failed at {at} after {len(changed)} {self.writes.noun}(s) were "
-            f"{verb}. SQLite cannot undo API calls, so nothing was rolled back: {verb}: {_ids(changed)}; not "
-            f"{verb}: {_ids(unchanged)}{after}. The failure: {error}",
+            self._summary(statement, f"{statement} failed at {at}", unchanged, unknown) + f". The failure: {error}",
             changed=changed,
             unchanged=unchanged,
+            unknown=unknown or [],
             error=error,
         ) from error
 
     def _report(self, what: str, answer: Any) -> None:
         status = answer.get("status") if isinstance(answer, dict) else None
-        line = f"{self.table.name}: {what}" + (f" (status now {status})" if isinstance(status, str) else "")
+        self._say(f"{self.table.name}: {what}" + (f" (status now {status})" if isinstance(status, str) else ""))
+
+    def _say(self, line: str) -> None:
         for hook in self.registration.on_change:
             hook(line)
 

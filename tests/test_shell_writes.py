@@ -85,6 +85,18 @@ def test_the_sqlite3_loader_refuses_a_query_that_is_not_a_read(api: FakeOpenAI) 
     assert "CREATE TEMP TABLE" not in result.stdout
 
 
+def test_the_sqlite3_loader_refuses_a_write_to_an_openai_table_with_its_own_advice(api: FakeOpenAI) -> None:
+    # The write guard refuses it first, and its advice (--allow-writes) is what the loader refuses.
+    api.add_job(status="running")
+    result = run(["--sqlite3-loader", ":memory:", "x=UPDATE fine_tuning_jobs SET status = 'cancelled'"], api)
+    assert result.returncode == 1
+    assert "x= must be a query that only reads (SELECT ...)" in result.stderr
+    assert "Make changes in the openai-vtab shell with --allow-writes, or from Python" in result.stderr
+    assert "writes to the OpenAI API are off" not in result.stderr
+    assert "CREATE TEMP TABLE" not in result.stdout
+    assert api.requests == []
+
+
 def test_the_readme_session_runs_as_shown() -> None:
     """The "Changing things" session in the README, typed into the demo shell, prints what the README shows."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")

@@ -6,8 +6,13 @@ Each test states the SQL and the requests it expects the fake to have received.
 from __future__ import annotations
 
 import re
+import signal
 import socket
-from collections.abc import Callable
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import apsw
 import pytest
@@ -126,6 +131,34 @@ def test_with_the_guard_replaced_an_update_of_another_column_still_sends_nothing
         wdb.execute(f"UPDATE fine_tuning_jobs {sql} WHERE id = ?", (job,))
     assert writes(api) == []
     assert api.state.jobs[job]["status"] == "paused"
+
+
+def test_an_update_from_that_matches_a_job_twice_sends_one_call(api: FakeOpenAI) -> None:
+    # SQLite calls the table once per match of the join; a plain table changes the row once, so must the API.
+    db, lines = watched(api)
+    twice, once = api.add_job(status="running")["id"], api.add_job(status="running")["id"]
+    db.execute("CREATE TEMP TABLE t(id)")
+    db.executemany("INSERT INTO t VALUES (?)", [(twice,), (twice,), (once,)])
+    api.clear()
+    db.execute("UPDATE fine_tuning_jobs SET status = 'paused' FROM t WHERE t.id = fine_tuning_jobs.id")
+    assert sorted(writes(api)) == sorted(("POST", f"/v1/fine_tuning/jobs/{j}/pause") for j in (twice, once))
+    assert sorted(lines) == sorted(f"fine_tuning_jobs: {j} set to paused (status now paused)" for j in (twice, once))
+
+
+@pytest.mark.parametrize(
+    "set_status", ["status", "CASE WHEN status = 'paused' THEN 'running' ELSE status END"], ids=["same", "case-else"]
+)
+def test_a_row_whose_status_would_not_change_sends_nothing(api: FakeOpenAI, set_status: str) -> None:
+    db, lines = watched(api)
+    running = api.add_job(status="running")["id"]
+    paused = api.add_job(status="paused")["id"]
+    api.add_job(status="validating_files")
+    api.clear()
+    db.execute(f"UPDATE fine_tuning_jobs SET status = {set_status}")
+    resumed = [] if set_status == "status" else [paused]
+    assert writes(api) == [("POST", f"/v1/fine_tuning/jobs/{j}/resume") for j in resumed]
+    assert lines == [f"fine_tuning_jobs: {j} set to running (status now running)" for j in resumed]
+    assert api.state.jobs[running]["status"] == "running"
 
 
 def test_status_null_is_refused_as_null(api: FakeOpenAI, wdb: apsw.Connection) -> None:
@@ -250,6 +283,18 @@ def test_a_wrong_insert_is_refused_before_anything_is_sent(
 ) -> None:
     with pytest.raises(openai_vtab.WriteRefusedError, match=message):
         wdb.execute(f"INSERT INTO fine_tuning_jobs({columns}) VALUES ({values})")
+    assert api.requests == []
+
+
+def test_a_checkpoint_permissions_insert_refusal_names_every_column_it_takes(
+    api: FakeOpenAI, wdb: apsw.Connection
+) -> None:
+    # fine_tuned_model_checkpoint goes into the path, not the body, but it is a column the INSERT takes.
+    with pytest.raises(
+        openai_vtab.WriteRefusedError,
+        match=r"project_id must be given; an INSERT takes fine_tuned_model_checkpoint, project_id \(required: ",
+    ):
+        wdb.execute("INSERT INTO checkpoint_permissions(fine_tuned_model_checkpoint) VALUES ('ft:x')")
     assert api.requests == []
 
 
@@ -492,6 +537,41 @@ def test_an_insert_select_that_fails_half_way_names_the_jobs_created(api: FakeOp
     assert len(writes(api)) == 2
 
 
+def test_a_row_whose_call_may_have_worked_is_listed_as_unknown_not_as_unchanged(
+    api: FakeOpenAI, wdb: apsw.Connection
+) -> None:
+    # Jobs are listed newest first: the running one is cancelled, then the succeeded one's cancel gets a 502 and
+    # its retry a 400, with the job read back unchanged: whether the 502 attempt did anything is unknown.
+    older = api.add_job(status="running")["id"]
+    unknown = api.add_job(status="succeeded")["id"]
+    newer = api.add_job(status="running")["id"]
+    api.fail(502, match=f"/{unknown}/cancel")
+    with pytest.raises(openai_vtab.PartialWriteError) as caught:
+        wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled'")
+    assert (caught.value.changed, caught.value.unknown, caught.value.unchanged) == ([newer], [unknown], [older])
+    assert f"changed: {newer}; may have been changed: {unknown}; not changed: {older}." in str(caught.value)
+
+
+def test_a_create_whose_outcome_is_unknown_is_listed_as_unknown_not_as_not_created(
+    api: FakeOpenAI, wdb: apsw.Connection
+) -> None:
+    train = api.add_file("train.jsonl")["id"]
+    wdb.execute("CREATE TEMP TABLE my_plan(n); INSERT INTO my_plan VALUES (1), (2), (3)")
+    api.clear()
+    api.fail(500, match="/fine_tuning/jobs", skip=1)
+    with pytest.raises(openai_vtab.PartialWriteError) as caught:
+        wdb.execute(
+            "INSERT INTO fine_tuning_jobs(model, training_file) SELECT 'm', ? FROM my_plan ORDER BY n", (train,)
+        )
+    assert (caught.value.changed, caught.value.unknown, caught.value.unchanged) == (
+        list(api.state.jobs),
+        ["row 2"],
+        ["any rows after it"],
+    )
+    assert "may have been created: row 2; not created: any rows after it." in str(caught.value)
+    assert len(writes(api)) == 2
+
+
 # -- triggers and views ------------------------------------------------------------------------------------
 
 
@@ -595,3 +675,104 @@ def test_each_changed_object_is_reported_once(api: FakeOpenAI, connect: Connect)
     jobs = [api.add_job(status="running")["id"] for _ in range(2)]
     db.execute("UPDATE fine_tuning_jobs SET status = 'paused'")
     assert sorted(lines) == sorted(f"fine_tuning_jobs: {j} set to paused (status now paused)" for j in jobs)
+
+
+# -- interrupted ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def interrupted_at_post(
+    api: FakeOpenAI, number: int, interrupt: Callable[[], None], match: str = "/pause"
+) -> Iterator[None]:
+    """Call ``interrupt`` while the ``number``-th POST (to a path with ``match``, and no GET goes there) waits for
+    its answer: the fake holds it for a second."""
+    api.clear()
+    api.inject("hang", match=match, skip=number - 1, seconds=1.0)
+
+    def when_sent() -> None:
+        while sum(r.method == "POST" for r in api.requests) < number:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        interrupt()
+
+    watcher = threading.Thread(target=when_sent)
+    watcher.start()
+    try:
+        yield
+    finally:
+        watcher.join()
+        time.sleep(1.0)  # let the held answer go out before the fake stops
+
+
+def ctrl_c() -> None:
+    """What Ctrl-C does: SIGINT to the main thread, whose blocking read then raises KeyboardInterrupt."""
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+
+def posted(api: FakeOpenAI) -> list[str]:
+    """The job ids the POSTs were for, in the order they were sent."""
+    return [path.split("/")[-2] for method, path in writes(api) if method == "POST"]
+
+
+def test_ctrl_c_during_an_update_says_what_may_have_worked_and_what_changed(api: FakeOpenAI) -> None:
+    db, lines = watched(api)
+    jobs = {api.add_job(status="running")["id"] for _ in range(3)}
+    with interrupted_at_post(api, 2, ctrl_c), pytest.raises(KeyboardInterrupt) as caught:
+        db.execute("UPDATE fine_tuning_jobs SET status = 'paused'")
+    first, second = posted(api)
+    (third,) = jobs - {first, second}
+    summary = (
+        f"fine_tuning_jobs: UPDATE interrupted at {second} after 1 fine-tuning job(s) were changed, and nothing "
+        f"was rolled back (SQLite cannot undo API calls): changed: {first}; may have been changed: {second}; not "
+        f"changed: {third}"
+    )
+    assert lines == [
+        f"fine_tuning_jobs: {first} set to paused (status now paused)",
+        f"fine_tuning_jobs: {second} may have been set to paused: interrupted while waiting for the API's answer, "
+        f"and the call may have reached the server: check with SELECT * FROM fine_tuning_jobs WHERE id = '{second}'",
+        summary,
+    ]
+    if sys.version_info >= (3, 11):
+        assert caught.value.__notes__ == [summary]
+    assert db.execute("SELECT path, status, error FROM openai_requests WHERE method = 'POST'").fetchall() == [
+        (f"/fine_tuning/jobs/{first}/pause", 200, None),
+        (
+            f"/fine_tuning/jobs/{second}/pause",
+            None,
+            "interrupted while waiting for the answer: the call may have reached the server",
+        ),
+    ]
+
+
+def test_ctrl_c_during_an_insert_leaves_no_stale_last_insert_id(api: FakeOpenAI) -> None:
+    db, lines = watched(api)
+    file = api.add_file("train.jsonl")["id"]
+    db.execute("CREATE TEMP TABLE plan(seed); INSERT INTO plan VALUES (1), (2), (3)")
+    with interrupted_at_post(api, 2, ctrl_c, "/fine_tuning/jobs"), pytest.raises(KeyboardInterrupt):
+        db.execute("INSERT INTO fine_tuning_jobs(model, training_file, seed) SELECT 'm', ?, seed FROM plan", (file,))
+    created = lines[0].removeprefix("fine_tuning_jobs: created ").split()[0]
+    assert lines[1].startswith("fine_tuning_jobs: row 2 may have created a fine-tuning job: interrupted while")
+    assert lines[2] == (
+        "fine_tuning_jobs: INSERT interrupted at row 2 after 1 fine-tuning job(s) were created, and nothing was "
+        f"rolled back (SQLite cannot undo API calls): created: {created}; may have been created: row 2; not "
+        "created: any rows after it"
+    )
+    assert len(lines) == 3
+    # The id of the job row 2 may have created is unknown: the one before it is not the last one created.
+    assert db.execute("SELECT openai_last_insert_id()").fetchall() == [(None,)]
+
+
+def test_connection_interrupt_during_an_update_sums_up_what_it_changed(api: FakeOpenAI) -> None:
+    db, lines = watched(api)
+    jobs = {api.add_job(status="running")["id"] for _ in range(3)}
+    # SQLite notices the interrupt after the call on the wire returns, and stops before the next row.
+    with interrupted_at_post(api, 2, db.interrupt), pytest.raises(apsw.InterruptError):
+        db.execute("UPDATE fine_tuning_jobs SET status = 'paused'")
+    first, second = posted(api)
+    (third,) = jobs - {first, second}
+    assert lines == [
+        f"fine_tuning_jobs: {first} set to paused (status now paused)",
+        f"fine_tuning_jobs: {second} set to paused (status now paused)",
+        f"fine_tuning_jobs: UPDATE stopped before it finished after 2 fine-tuning job(s) were changed, and nothing "
+        f"was rolled back (SQLite cannot undo API calls): changed: {first}, {second}; not changed: {third}",
+    ]
