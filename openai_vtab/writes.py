@@ -143,6 +143,9 @@ class TableWriter:
         self.recording = True
         # xBegin runs inside the transaction's first write statement, before its scan: what it records is its own.
         self._start_statement(certain=True)
+        # The scan decides what is sent (a row whose status would not change is skipped): it must read the API as
+        # it is now, not an answer the cache kept from before.
+        self.registration.clear_cache()
 
     def _start_statement(self, *, certain: bool = False) -> None:
         self._statement = self.registration.total_changes()

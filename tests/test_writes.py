@@ -776,3 +776,11 @@ def test_connection_interrupt_during_an_update_sums_up_what_it_changed(api: Fake
         f"fine_tuning_jobs: UPDATE stopped before it finished after 2 fine-tuning job(s) were changed, and nothing "
         f"was rolled back (SQLite cannot undo API calls): changed: {first}, {second}; not changed: {third}",
     ]
+
+
+def test_a_write_reads_the_api_as_it_is_now_not_as_the_cache_kept_it(api: FakeOpenAI, wdb: apsw.Connection) -> None:
+    job = api.add_job(status="paused")["id"]
+    assert wdb.execute("SELECT status FROM fine_tuning_jobs WHERE id = ?", (job,)).fetchall() == [("paused",)]
+    api.state.jobs[job]["status"] = "running"  # resumed elsewhere: the cache still says paused
+    wdb.execute("UPDATE fine_tuning_jobs SET status = 'paused' WHERE id = ?", (job,))
+    assert writes(api) == [("POST", f"/v1/fine_tuning/jobs/{job}/pause")]
