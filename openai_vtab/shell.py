@@ -30,8 +30,10 @@ import contextlib
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 import weakref
@@ -238,6 +240,7 @@ class OpenAIShell(apsw.shell.Shell):
         self.interrupted = False
         self.progress: Progress | None = None
         self._parsing = False
+        self._running = False  # a line (SQL or dot-command) is being run, not read
         self._watching = False  # inside a user's process_sql: each statement is watched for the IN hint
         self._pending_hint: str | None = None  # for a statement that failed: shown after its error
         self._partial: list[str] = []  # the lines of an SQL text not complete yet
@@ -474,9 +477,11 @@ As in sqlite3:
         output ends after the next one, as in sqlite3."""
         if self._parsing:
             return
+        self._running = True
         try:
             super().process_complete_line(command)
         finally:
+            self._running = False
             if self._once is not None and self._once.counts_down():
                 self._end_once()
 
@@ -524,9 +529,14 @@ As in sqlite3:
         would leave silently.
         """
         self.interrupted = True
-        if not self.interactive or self.bail:
+        interrupt = sys.exc_info()[1]
+        # apsw calls this twice for one Ctrl-C (where the statement ran, then from its command loop); a Ctrl-C
+        # while the next line was being read stopped no statement, and sqlite3 then ends quietly.
+        if (not self.interactive or self.bail) and self._running and not hasattr(interrupt, "_openai_vtab_told"):
             self.failures += 1
             self.write_error(f"Error{self._location()}: interrupted\n")
+        if interrupt is not None:
+            interrupt._openai_vtab_told = True  # type: ignore[attr-defined]
         try:
             super().handle_interrupt()
         finally:
@@ -1088,17 +1098,41 @@ def _count(n: int, thing: str) -> str:
     return f"{n} {thing}{'s' * (n != 1)}"
 
 
+def _interrupt_sqlite_on_ctrl_c(shell: OpenAIShell) -> None:
+    """Make Ctrl-C stop SQLite itself, as sqlite3's own handler does.
+
+    Python runs its SIGINT handler only between bytecodes, and a long SQLite step (a local recursive CTE) runs
+    none, so KeyboardInterrupt alone would come only after the statement ended. The C-level handler writes to
+    the wakeup fd at once; a thread reading it interrupts the connection (``interrupt()`` is thread-safe).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def watch(reader: socket.socket, writer: socket.socket) -> None:
+        # ``writer`` is held here so that the signal handler's fd stays open as long as this thread runs.
+        while data := reader.recv(64):
+            connection = shell._db  # never the property: it would open a database on this thread
+            if signal.SIGINT in data and connection is not None:
+                connection.interrupt()
+
+    threading.Thread(target=watch, args=(reader, writer), name="openai-vtab-ctrl-c", daemon=True).start()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``openai-vtab`` command (``argv`` without the program name); returns the exit status."""
     if hasattr(signal, "SIGPIPE"):
         # As sqlite3 and other filters: when the reader of our output goes away (| head), stop quietly.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     shell = OpenAIShell()
+    _interrupt_sqlite_on_ctrl_c(shell)
     try:
         with shell.session():
             status = shell.run(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:
-        status = 1  # as sqlite3, whose Ctrl-C fails the statement it stops
+        status = int(shell.failures > 0)  # as sqlite3: 1 when Ctrl-C stopped a statement, 0 while reading
     except SystemExit as exit:  # .exit, .quit, -help, -version
         status = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
         if status == 0 and shell.failures and not shell.interactive:

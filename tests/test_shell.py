@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -674,13 +675,8 @@ def test_interactive_session_prompt_settings_progress_and_ctrl_c(api: FakeOpenAI
         shell.close()
 
 
-def test_ctrl_c_while_reading_a_pipe_reports_the_statement_and_exits_1_as_sqlite3(
-    api: FakeOpenAI, tmp_path: Path
-) -> None:
-    slow = job_with_checkpoints(api, 3)
-    api.inject("hang", seconds=20, match=slow)
-    script = tmp_path / "slow.sql"
-    script.write_text(f"SELECT count(*) FROM job_checkpoints('{slow}');\nSELECT 'after';\n")
+def _interrupted(script: Path, api: FakeOpenAI, ready: Callable[[], bool]) -> tuple[int, str, str]:
+    """Run the shell on ``script``, send SIGINT once ``ready()``, and return (status, stdout, stderr)."""
     with script.open() as stdin:
         shell = subprocess.Popen(
             [str(SCRIPT), ":memory:"],
@@ -688,17 +684,47 @@ def test_ctrl_c_while_reading_a_pipe_reports_the_statement_and_exits_1_as_sqlite
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            cwd=tmp_path,
+            cwd=script.parent,
             env=environment(api),
         )
-    deadline = time.monotonic() + 10
-    while not any(slow in r.keys for r in api.requests) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    shell.send_signal(signal.SIGINT)
-    out, err = shell.communicate(timeout=15)
+        deadline = time.monotonic() + 10
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shell.send_signal(signal.SIGINT)
+        try:
+            out, err = shell.communicate(timeout=15)
+        finally:
+            shell.kill()
+    return shell.returncode, out, err
+
+
+def test_ctrl_c_while_reading_a_pipe_reports_the_statement_and_exits_1_as_sqlite3(
+    api: FakeOpenAI, tmp_path: Path
+) -> None:
+    slow = job_with_checkpoints(api, 3)
+    api.inject("hang", seconds=20, match=slow)
+    script = tmp_path / "slow.sql"
+    script.write_text(f"SELECT count(*) FROM job_checkpoints('{slow}');\nSELECT 'after';\n")
+    status, out, err = _interrupted(script, api, lambda: any(slow in r.keys for r in api.requests))
     # sqlite3 3.40 here: "Runtime error near line 1: interrupted (9)", nothing more read, exit status 1.
-    assert (shell.returncode, out) == (1, "")
-    assert err.splitlines()[-1] == "Error near line 1: interrupted"
+    assert (status, out, err) == (1, "", "Error near line 1: interrupted\n")
+
+
+def test_ctrl_c_stops_a_long_local_statement_as_sqlite3(api: FakeOpenAI, tmp_path: Path) -> None:
+    # Python runs no signal handler while SQLite steps through a local query: SQLite itself must be interrupted.
+    started = tmp_path / "started"
+    script = tmp_path / "endless.sql"
+    script.write_text(
+        f".output {started}\nSELECT 'started';\n.output stdout\n"
+        "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r;\nSELECT 'after';\n"
+    )
+
+    def running() -> bool:
+        # The file exists once the line before the endless statement ran; half a second later it is running.
+        return started.exists() and time.sleep(0.5) is None
+
+    status, out, err = _interrupted(script, api, running)
+    assert (status, out, err) == (1, "", "Error near line 4: interrupted\n")
 
 
 def test_demo_says_it_serves_sample_data_only_on_a_terminal(sample: FakeOpenAI, tmp_path: Path) -> None:
