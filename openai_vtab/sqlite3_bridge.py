@@ -75,8 +75,9 @@ def loader(db: apsw.Connection, database: str, program: Sequence[str], specs: Se
 def _not_a_read(name: str, query: str) -> str:
     return (
         f"--sqlite3-loader: {name}= must be a query that only reads (SELECT ...), not {query!r}: the loader "
-        "loads query results into sqlite3. Make changes in the openai-vtab shell with --allow-writes, or "
-        "from Python with register(db, allow_writes=True)"
+        "loads query results into sqlite3 (create and change your own tables in sqlite3 itself). Change the "
+        "OpenAI tables in the openai-vtab shell with --allow-writes, or from Python with "
+        "register(db, allow_writes=True)"
     )
 
 

@@ -91,7 +91,7 @@ def test_the_sqlite3_loader_refuses_a_write_to_an_openai_table_with_its_own_advi
     result = run(["--sqlite3-loader", ":memory:", "x=UPDATE fine_tuning_jobs SET status = 'cancelled'"], api)
     assert result.returncode == 1
     assert "x= must be a query that only reads (SELECT ...)" in result.stderr
-    assert "Make changes in the openai-vtab shell with --allow-writes, or from Python" in result.stderr
+    assert "Change the OpenAI tables in the openai-vtab shell with --allow-writes, or from Python" in result.stderr
     assert "writes to the OpenAI API are off" not in result.stderr
     assert "CREATE TEMP TABLE" not in result.stdout
     assert api.requests == []
