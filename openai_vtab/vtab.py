@@ -14,9 +14,9 @@ Planning follows rules found by experiment (DESIGN.md has the list):
 * No order is ever claimed: the API promises none, and rows of several keys are concatenated.
 * LIMIT is only a hint for the first page size, and only without ORDER BY: SQLite still applies it.
 * Rowids come from a hash of the keys and the object id, so a MULTI-INDEX OR de-duplicates correctly.
-* ``=`` (BINARY), ``IS NULL`` and ``IS NOT NULL`` on a visible column are taken as checks, never omitted: the
-  cursor drops only the rows SQLite would surely drop, so that a join's inner table reads ahead (readahead.py)
-  for the rows SQLite will see.
+* ``=`` (BINARY, also as a whole IN list), ``IS NULL`` and ``IS NOT NULL`` on a visible column are taken as
+  checks, never omitted: the cursor drops only the rows SQLite would surely drop, so that a join's inner table
+  reads ahead (readahead.py) for the rows SQLite will see.
 * The plan travels to Filter as idxStr, written for people: EXPLAIN QUERY PLAN shows it
   (``key fine_tuning_job_id IN; used: id, step_number``, or ``MISSING fine_tuning_job_id: will fail``).
 """
@@ -87,6 +87,7 @@ CHECKS = {
     apsw.SQLITE_INDEX_CONSTRAINT_ISNULL: "IS NULL",
     apsw.SQLITE_INDEX_CONSTRAINT_ISNOTNULL: "IS NOT NULL",
 }
+CHECK_IN = "IN"  # an = that is an IN list, handed over whole as a set
 
 # How a key reaches Filter (the words EXPLAIN QUERY PLAN shows after the key's name).
 KEY_EQ = ""
@@ -256,10 +257,14 @@ class VirtualTable:
                 op in CHECKS
                 and name in self.column_index
                 and (op != apsw.SQLITE_INDEX_CONSTRAINT_EQ or info.get_aConstraint_collation(i) == "BINARY")
-                # Used, an IN list would make SQLite run the scan once per value in the list.
-                and not info.get_aConstraintUsage_in(i)
+                # An IN list is taken whole or not at all: one value per Filter would run the scan once per value.
+                and (self.whole_in or not info.get_aConstraintUsage_in(i))
             ):
-                checks.append((i, Step("check", name, CHECKS[op])))
+                how = CHECKS[op]
+                if info.get_aConstraintUsage_in(i):
+                    how = CHECK_IN
+                    info.set_aConstraintUsage_in(i, True)
+                checks.append((i, Step("check", name, how)))
                 continue
             elif op in limit_ops and info.nOrderBy == 0:
                 steps.append(Step("limit" if op == apsw.SQLITE_INDEX_CONSTRAINT_LIMIT else "offset"))
@@ -389,8 +394,11 @@ class Cursor:
                     return  # a comparison with NULL is never true
                 bounds.setdefault(self.vtable.bounds[step.name, step.how], []).append(self._bound_value(step, value))
             elif step.kind == "check":
-                if step.how == "=" and value is None:
-                    return  # col = NULL is never true
+                if (step.how == "=" and value is None) or (step.how == CHECK_IN and not value):
+                    return  # col = NULL, and col IN of an empty set (None from apsw 3.45-3.53), are never true
+                if step.how == CHECK_IN:
+                    # Only a set of texts can drop a text cell here; with other members, only NULL cells go.
+                    value = frozenset(value) if all(v.__class__ is str for v in value) else None
                 if step.name in plan.used:  # a column the statement never reads is left NULL in the rows
                     checks.append((self.vtable.column_index[step.name], step.how, value))
             elif step.kind == "limit":
@@ -608,7 +616,7 @@ def _passes(row: Row, checks: list[tuple[int, str, Any]]) -> bool:
     """Whether SQLite keeps ``row`` under ``checks`` (see CHECKS): a row is dropped only when that is certain.
 
     ``=`` under BINARY: NULL never equals; two texts equal only byte for byte. Any other pair of types is left to
-    SQLite (its affinity rules may convert one side).
+    SQLite (its affinity rules may convert one side). ``IN``: the same against a set of texts (None: of other values).
     """
     for index, op, value in checks:
         cell = row[index]
@@ -617,6 +625,9 @@ def _passes(row: Row, checks: list[tuple[int, str, Any]]) -> bool:
                 return False
         elif op == "IS NOT NULL":
             if cell is None:
+                return False
+        elif op == CHECK_IN:
+            if cell is None or (value is not None and cell.__class__ is str and cell not in value):
                 return False
         elif cell is None or (cell.__class__ is str and value.__class__ is str and cell != value):
             return False

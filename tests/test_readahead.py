@@ -109,6 +109,26 @@ def test_cheap_outer_constraints_keep_read_ahead_to_the_rows_sqlite_keeps(
     assert fetched(api) == Counter(succeeded)
 
 
+def test_an_in_list_on_the_outer_table_keeps_read_ahead_to_its_rows(
+    api: FakeOpenAI, connect: Callable[..., apsw.Connection]
+) -> None:
+    wanted = []
+    for n in range(6):  # interleaved: SQLite drops every third row of the outer loop
+        for status in ("running", "failed", "succeeded"):
+            job = api.add_job(id=f"ftjob-{status}{n}", status=status)["id"]
+            api.add_checkpoints(job, 1)
+            if status != "succeeded":
+                wanted.append(job)
+    db = connect(max_workers=4, cache_ttl=0)
+    sql = JOIN + " WHERE j.status IN ('running', 'failed')"
+    assert "check status IN" in db.execute("EXPLAIN QUERY PLAN " + sql).fetchall()[0][3]
+    api.clear()
+    assert {job for job, _, _ in db.execute(sql).fetchall()} == set(wanted)
+    # The IN set is taken whole: one list request, and no succeeded job is ever guessed.
+    assert len(api.requests_to("jobs")) == 1
+    assert fetched(api) == Counter(wanted)
+
+
 @pytest.mark.parametrize(
     "where",
     [
@@ -122,6 +142,13 @@ def test_cheap_outer_constraints_keep_read_ahead_to_the_rows_sqlite_keeps(
         "j.validation_file IS NULL AND j.status = 'succeeded'",
         "j.seed = 7",
         "j.seed = '7'",
+        "j.status IN ('failed', 'succeeded')",
+        "j.status IN ('FAILED', 1)",
+        "j.status IN (NULL, 'failed')",
+        "j.status IN (SELECT 'failed' WHERE 0)",
+        "j.status COLLATE NOCASE IN ('failed')",
+        "j.seed IN ('7', 9)",
+        "j.fine_tuned_model IN ('ft:m0', 'ft:m4')",
     ],
 )
 def test_outer_checks_keep_exactly_the_rows_sqlite_keeps(
