@@ -113,7 +113,11 @@ class PartialWriteError(OpenAIVTabError):
     but did not change (the failing one first; inside BEGIN ... COMMIT only the failing one, since the others
     cannot be told for certain from rows read earlier), ``unknown`` the failing one instead when its call may
     have worked (an attempt reached the server without a clear answer), ``error`` the failure itself (also
-    ``__cause__``).
+    ``__cause__``). ``outcome_unknown`` is true when the failing row's call may have worked.
+
+    An INSERT's rows that were not created have no ids, so for an INSERT ``unchanged`` and ``unknown`` are empty
+    and ``failed_row`` is the statement's row (1 for its first) whose create failed; no row after it was sent.
+    ``failed_row`` is None for UPDATE and DELETE.
     """
 
     def __init__(
@@ -124,12 +128,16 @@ class PartialWriteError(OpenAIVTabError):
         unchanged: list[str],
         error: BaseException,
         unknown: list[str] | None = None,
+        failed_row: int | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.changed = changed
         self.unchanged = unchanged
         self.unknown = unknown or []
         self.error = error
+        self.failed_row = failed_row
+        self.outcome_unknown = outcome_unknown
 
 
 class APIError(OpenAIVTabError):

@@ -490,12 +490,17 @@ class TableWriter:
         changed = list(self._changed.values())
         if not changed:
             raise error
+        # The message names an INSERT's rows by number ("row 2 and any after it"); the attributes hold ids only,
+        # and rows that were not created have none: failed_row says where the INSERT stopped instead.
+        insert = statement == "INSERT"
         raise PartialWriteError(
             self._summary(statement, f"{statement} failed at {at}", unchanged, unknown) + f". The failure: {error}",
             changed=changed,
-            unchanged=unchanged,
-            unknown=unknown or [],
+            unchanged=[] if insert else unchanged,
+            unknown=[] if insert else unknown or [],
             error=error,
+            failed_row=self._inserted if insert else None,
+            outcome_unknown=bool(unknown),
         ) from error
 
     def _report(self, what: str, answer: Any) -> None:

@@ -463,6 +463,7 @@ def test_a_multi_row_update_that_fails_half_way_names_what_changed(api: FakeOpen
     error = caught.value
     assert error.changed == [first]
     assert error.unchanged == [failing, last]
+    assert (error.failed_row, error.outcome_unknown) == (None, False)
     assert isinstance(error.error, openai_vtab.BadRequestError)
     message = str(error)
     assert f"changed: {first}; not changed: {failing}, {last}" in message
@@ -532,8 +533,11 @@ def test_an_insert_select_that_fails_half_way_names_the_jobs_created(api: FakeOp
             "INSERT INTO fine_tuning_jobs(model, training_file) SELECT 'gpt-4o-mini', training_file FROM my_plan "
             "ORDER BY n"
         )
-    assert caught.value.changed == list(api.state.jobs)
-    assert "created: " in str(caught.value) and "not created: row 2 and any after it" in str(caught.value)
+    error = caught.value
+    # Rows that were not created have no ids: the lists hold ids only, and failed_row says where it stopped.
+    assert (error.changed, error.unchanged, error.unknown) == (list(api.state.jobs), [], [])
+    assert (error.failed_row, error.outcome_unknown) == (2, False)
+    assert "created: " in str(error) and "not created: row 2 and any after it" in str(error)
     assert len(writes(api)) == 2
 
 
@@ -549,6 +553,7 @@ def test_a_row_whose_call_may_have_worked_is_listed_as_unknown_not_as_unchanged(
     with pytest.raises(openai_vtab.PartialWriteError) as caught:
         wdb.execute("UPDATE fine_tuning_jobs SET status = 'cancelled'")
     assert (caught.value.changed, caught.value.unknown, caught.value.unchanged) == ([newer], [unknown], [older])
+    assert (caught.value.failed_row, caught.value.outcome_unknown) == (None, True)
     assert f"changed: {newer}; may have been changed: {unknown}; not changed: {older}." in str(caught.value)
 
 
@@ -563,11 +568,9 @@ def test_a_create_whose_outcome_is_unknown_is_listed_as_unknown_not_as_not_creat
         wdb.execute(
             "INSERT INTO fine_tuning_jobs(model, training_file) SELECT 'm', ? FROM my_plan ORDER BY n", (train,)
         )
-    assert (caught.value.changed, caught.value.unknown, caught.value.unchanged) == (
-        list(api.state.jobs),
-        ["row 2"],
-        ["any rows after it"],
-    )
+    error = caught.value
+    assert (error.changed, error.unknown, error.unchanged) == (list(api.state.jobs), [], [])
+    assert (error.failed_row, error.outcome_unknown) == (2, True)
     assert "may have been created: row 2; not created: any rows after it." in str(caught.value)
     assert len(writes(api)) == 2
 
